@@ -1,0 +1,279 @@
+"""DeliveryWorker: claims stored orders, enriches each with one Saleor query, maps it, sends it to VTmarketing,
+and records every attempt and outcome. Runs inside `serve` or alone as `saleor-vtmarketing worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from saleor_app.context import AppContext
+from saleor_app.delivery.orders import to_order_data
+from saleor_app.delivery.retry import next_attempt_or_none
+from saleor_app.delivery.signal import PostgresListener
+from saleor_app.metrics import status_class
+from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
+from saleor_app.saleor.payloads import OrderLineDetail, PayloadError, parse_order_confirmed
+from saleor_app.secrets import SecretUnreadable
+from saleor_app.storage.models import Delivery, DeliveryStatus, Installation, utcnow
+from saleor_app.storage.repositories import ChannelSettingsRepository, DeliveryRepository, InstallationRepository
+from saleor_app.vtmarketing.mapping import MappingError, build_confirmation_event, encode_event
+from saleor_app.vtmarketing.models import MappingOptions
+
+log = logging.getLogger(__name__)
+
+# A token that Saleor refuses, or a lost permission, will not heal in seconds: do not hammer Saleor.
+PERMISSION_RETRY_SECONDS = 3600.0
+
+
+@dataclass
+class Verdict:
+    """Where one processing of a delivery ends: the state, the merchant-readable reason, maybe a next attempt."""
+
+    status: str
+    reason: str
+    next_attempt_at: datetime | None = None
+    event_body: str | None = None
+
+
+class DeliveryWorker:
+    def __init__(self, ctx: AppContext, *, worker_id: str | None = None, concurrency: int | None = None) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.concurrency = concurrency or ctx.settings.delivery_concurrency
+        self._in_flight: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+        self._periodic: list = []  # (interval seconds, coroutine function) run between claims: reconcile, prune
+
+    # Loop ---------------------------------------------------------------------------------------------------
+
+    def add_periodic(self, interval: float, job) -> None:  # type: ignore[no-untyped-def]
+        if interval > 0:
+            self._periodic.append([interval, job, 0.0])
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.ctx.signal.wake()
+
+    async def run(self, *, grace_seconds: float = 20.0) -> None:
+        """Work until stop(): claim what is due, keep up to `concurrency` deliveries in flight, sleep until woken."""
+        listener = PostgresListener(self.settings.resolved_database_url, self.ctx.signal) if not self.ctx.db.is_sqlite else None
+        if listener:
+            await listener.start()
+        if self.ctx.db.is_sqlite:
+            # One process works a SQLite database: whatever is marked in flight was left by a previous run of it.
+            async with self.ctx.db.transaction() as session:
+                await DeliveryRepository(session).release_claims_of_others(self.worker_id)
+        log.info("delivery worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+        try:
+            while not self._stopping.is_set():
+                claimed = await self._claim_and_start()
+                await self._run_periodic()
+                if claimed and len(self._in_flight) < self.concurrency:
+                    continue  # there may be more due right now
+                await self.ctx.signal.wait(await self._sleep_budget())
+        finally:
+            await self._drain(grace_seconds)
+            if listener:
+                await listener.stop()
+            log.info("delivery worker %s stopped", self.worker_id)
+
+    async def run_until_idle(self, *, timeout: float = 30.0) -> None:
+        """Process everything due now and what that produces, then return (tests, CLI one-shots)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            claimed = await self._claim_and_start()
+            if not claimed and not self._in_flight:
+                return
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+        raise TimeoutError("deliveries still in flight")
+
+    async def _claim_and_start(self) -> int:
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        async with self.ctx.db.transaction() as session:
+            deliveries = await DeliveryRepository(session).claim_due(
+                worker_id=self.worker_id, limit=free, lease_seconds=self.settings.delivery_lease_seconds
+            )
+        for delivery in deliveries:
+            task = asyncio.create_task(self._process_safely(delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._task_done)
+        return len(deliveries)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._in_flight.discard(task)
+        self.ctx.signal.wake()  # a slot is free: claim more
+
+    async def _sleep_budget(self) -> float:
+        budget = self.settings.delivery_poll_seconds
+        async with self.ctx.db.session() as session:
+            next_due = await DeliveryRepository(session).next_due_at()
+        if next_due is not None:
+            budget = min(budget, max(0.0, (next_due - utcnow()).total_seconds()))
+        for interval, _job, last in self._periodic:
+            budget = min(budget, max(0.0, last + interval - time.monotonic()))
+        return max(budget, 0.005)
+
+    async def _run_periodic(self) -> None:
+        for entry in self._periodic:
+            interval, job, last = entry
+            if time.monotonic() - last >= interval:
+                entry[2] = time.monotonic()
+                try:
+                    await job()
+                except Exception:
+                    log.exception("periodic job %s failed", getattr(job, "__name__", job))
+
+    async def _drain(self, grace_seconds: float) -> None:
+        """Graceful stop: let in-flight deliveries finish for a bounded time, then give back what we still hold."""
+        if self._in_flight:
+            done, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        async with self.ctx.db.transaction() as session:
+            released = await DeliveryRepository(session).release_claims(self.worker_id)
+        if released:
+            log.info("released %d claimed deliveries", released)
+
+    # One delivery ---------------------------------------------------------------------------------------------
+
+    async def _process_safely(self, delivery: Delivery) -> None:
+        log_extra = {"installation": delivery.installation_id, "channel": delivery.channel_slug,
+                     "order_number": delivery.order_number, "delivery_id": delivery.id}
+        try:
+            verdict = await self.process(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not lose the order: keep it retrying and say what happened
+            log.exception("delivery %s crashed", delivery.id, extra=log_extra)
+            verdict = self._retry_or_fail(delivery, f"internal error: {type(exc).__name__}", None)
+        async with self.ctx.db.transaction() as session:
+            settled = await DeliveryRepository(session).settle(
+                delivery.id, worker_id=self.worker_id, status=verdict.status, reason=verdict.reason,
+                next_attempt_at=verdict.next_attempt_at, event_body=verdict.event_body,
+            )
+        if not settled:
+            log.warning("delivery %s: lease lost before settling (%s)", delivery.id, verdict.status, extra=log_extra)
+            return
+        if verdict.status in (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value):
+            self.ctx.metrics.deliveries_finished.labels(verdict.status).inc()
+        if verdict.status == DeliveryStatus.DELIVERED.value:
+            self.ctx.metrics.webhook_to_delivery_seconds.observe((utcnow() - delivery.received_at).total_seconds())
+        log.info("order %s %s: %s", delivery.order_number, verdict.status, verdict.reason, extra=log_extra)
+
+    async def process(self, delivery: Delivery) -> Verdict:
+        async with self.ctx.db.session() as session:
+            installation = await InstallationRepository(session).get(delivery.installation_id)
+            channel = await ChannelSettingsRepository(session).get(delivery.installation_id, delivery.channel_slug or "")
+        if installation is None or not installation.is_active:
+            return Verdict(DeliveryStatus.SKIPPED.value, "the app is no longer installed in this Saleor")
+        if channel is None or not channel.api_key_encrypted:
+            return Verdict(DeliveryStatus.SKIPPED.value, f"channel {delivery.channel_slug!r} has no VTmarketing API key")
+        if not channel.enabled:
+            return Verdict(DeliveryStatus.SKIPPED.value, f"sending is turned off for channel {delivery.channel_slug!r}")
+        try:
+            api_key = self.ctx.secrets.decrypt(channel.api_key_encrypted)
+            token = self.ctx.secrets.decrypt(installation.token_encrypted)
+        except SecretUnreadable:
+            return Verdict(DeliveryStatus.FAILED.value, "stored secrets cannot be read: SECRET_KEY changed; save the API key again")
+        try:
+            payload = parse_order_confirmed(delivery.payload.encode())
+        except PayloadError as exc:
+            return Verdict(DeliveryStatus.FAILED.value, f"the stored order cannot be read: {exc}")
+        assert payload.order is not None
+
+        lines_or_verdict = await self._enrich(delivery, installation, token)
+        if isinstance(lines_or_verdict, Verdict):
+            return lines_or_verdict
+        try:
+            event = build_confirmation_event(
+                to_order_data(payload.order, lines_or_verdict),
+                MappingOptions(item_id=channel.item_id, order_id=channel.order_id),
+            )
+        except MappingError as exc:
+            return Verdict(DeliveryStatus.SKIPPED.value, exc.reason)
+        body = encode_event(event)
+        return await self._send(delivery, api_key, body)
+
+    async def _enrich(self, delivery: Delivery, installation: Installation, token: str) -> list[OrderLineDetail] | Verdict:
+        """The one OrderLines query for this order."""
+        started_at, started = utcnow(), time.perf_counter()
+        try:
+            details = await self.ctx.saleor.order_lines(installation.saleor_api_url, token, delivery.order_id or "")
+        except SaleorPermissionDenied as exc:
+            await self._record(delivery, started_at, started, "permission_denied", None, str(exc), target="saleor")
+            return await self._permission_denied(delivery, installation, token, str(exc))
+        except SaleorError as exc:
+            await self._record(delivery, started_at, started, "error", exc.status, str(exc), target="saleor")
+            if not exc.retryable:
+                return Verdict(DeliveryStatus.FAILED.value, f"Saleor: {exc}")
+            return self._retry_or_fail(delivery, f"Saleor could not give the order's lines: {exc}", None)
+        return [OrderLineDetail.model_validate(line) for line in details.lines]
+
+    async def _permission_denied(self, delivery: Delivery, installation: Installation, token: str, message: str) -> Verdict:
+        """Tell a removed app (token refused again) from a lost permission (token fine, MANAGE_ORDERS gone)."""
+        try:
+            await self.ctx.saleor.app_id(installation.saleor_api_url, token)
+        except SaleorPermissionDenied:
+            from saleor_app.saleor.installations import InstallationService
+
+            await InstallationService(self.ctx).mark_uninstalled(installation, "Saleor refuses the app token: the app was removed")
+            return Verdict(DeliveryStatus.FAILED.value, "Saleor refuses the app token: the app was removed from Saleor")
+        except SaleorError:
+            pass  # could not tell; treat as the lost permission below, which retries slowly
+        return self._retry_or_fail(delivery, f"{message}; waiting for it to be given back", PERMISSION_RETRY_SECONDS)
+
+    async def _send(self, delivery: Delivery, api_key: str, body: bytes) -> Verdict:
+        started_at = utcnow()
+        result = await self.ctx.vtmarketing.send(api_key, body)
+        self.ctx.metrics.attempts.labels(status_class(result.http_status)).inc()
+        self.ctx.metrics.vtmarketing_request_seconds.observe(result.duration_ms / 1000)
+        async with self.ctx.db.transaction() as session:
+            await DeliveryRepository(session).record_attempt(
+                delivery.id, started_at=started_at, duration_ms=result.duration_ms, outcome=result.outcome,
+                http_status=result.http_status, excerpt=result.excerpt,
+            )
+        delivery.attempt_count += 1
+        event_body = body.decode()
+        message = result.message
+        if result.http_status and str(result.http_status) not in message:
+            message = f"VTmarketing answered {result.http_status}: {message}"
+        if result.outcome == "delivered":
+            return Verdict(DeliveryStatus.DELIVERED.value, f"VTmarketing accepted the event ({result.message})", event_body=event_body)
+        if result.outcome == "failed":
+            return Verdict(DeliveryStatus.FAILED.value, f"VTmarketing refused the event: {message}", event_body=event_body)
+        verdict = self._retry_or_fail(delivery, message, result.retry_after)
+        verdict.event_body = event_body
+        return verdict
+
+    def _retry_or_fail(self, delivery: Delivery, message: str, retry_after: float | None) -> Verdict:
+        attempt = max(1, delivery.attempt_count)  # attempts recorded so far, this one included
+        when = next_attempt_or_none(
+            now=utcnow(), received_at=delivery.received_at, attempt=attempt,
+            base=self.settings.delivery_retry_base_seconds, cap=self.settings.delivery_retry_max_seconds,
+            max_age=self.settings.delivery_max_age_seconds, retry_after=retry_after,
+        )
+        if when is None:
+            hours = self.settings.delivery_max_age_seconds / 3600
+            return Verdict(DeliveryStatus.FAILED.value, f"gave up after {hours:g} h of retries; last error: {message}")
+        return Verdict(DeliveryStatus.RETRYING.value, f"{message}; next try at {when:%Y-%m-%d %H:%M:%S} UTC", next_attempt_at=when)
+
+    async def _record(self, delivery: Delivery, started_at: datetime, started: float, outcome: str,
+                      http_status: int | None, excerpt: str | None, *, target: str) -> None:
+        async with self.ctx.db.transaction() as session:
+            await DeliveryRepository(session).record_attempt(
+                delivery.id, started_at=started_at, duration_ms=int((time.perf_counter() - started) * 1000),
+                outcome=outcome, http_status=http_status, excerpt=(excerpt or "")[:300], target=target,
+            )
+        delivery.attempt_count += 1

@@ -1,0 +1,16 @@
+"""FastAPI dependencies: the process's AppContext and the services built on it."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from saleor_app.context import AppContext
+from saleor_app.saleor.installations import InstallationService
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+def get_installation_service(request: Request) -> InstallationService:
+    return request.app.state.installations

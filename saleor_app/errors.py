@@ -1,0 +1,66 @@
+"""Domain errors and the one place that turns them into HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """An error with a message a person understands. Subclasses say which HTTP answer it deserves."""
+
+    status_code = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "BAD_REQUEST"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "NOT_FOUND"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class ServiceUnavailable(AppError):
+    """Something on our side cannot take the request now; the caller should retry (Saleor does for 5xx)."""
+
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    # `{"error": {"code", "message"}}` is the shape Saleor shows in the dashboard when the install POST fails.
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("answering %s %s: %s", exc.status_code, request.url.path, exc.message)
+        return JSONResponse(
+            {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code
+        )

@@ -1,0 +1,44 @@
+"""Prometheus metrics. One registry per app instance, so tests can run many apps in one process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.webhooks_received = Counter(
+            "vtm_webhooks_received_total", "Webhooks received, by event and outcome", ["event", "outcome"], registry=r
+        )
+        self.deliveries_finished = Counter(
+            "vtm_deliveries_finished_total", "Deliveries that reached a final state", ["state"], registry=r
+        )
+        self.attempts = Counter(
+            "vtm_delivery_attempts_total", "Attempts to send to VTmarketing, by HTTP status class", ["status_class"], registry=r
+        )
+        self.queue_depth = Gauge("vtm_queue_depth", "Deliveries waiting (pending, retrying, delivering)", registry=r)
+        self.oldest_pending_age = Gauge(
+            "vtm_queue_oldest_age_seconds", "Age of the oldest delivery still waiting", registry=r
+        )
+        self.vtmarketing_request_seconds = Histogram(
+            "vtm_vtmarketing_request_seconds", "Time VTmarketing took to answer", registry=r,
+            buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.saleor_request_seconds = Histogram(
+            "vtm_saleor_request_seconds", "Time Saleor took to answer a GraphQL request", ["document"], registry=r,
+            buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.webhook_to_delivery_seconds = Histogram(
+            "vtm_webhook_to_delivery_seconds", "From storing an order to VTmarketing accepting it", registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 86400),
+        )
+        self.reconcile_checked = Counter("vtm_reconcile_orders_checked_total", "Orders looked at by reconciliation", registry=r)
+        self.reconcile_recovered = Counter(
+            "vtm_reconcile_orders_recovered_total", "Orders reconciliation queued that no webhook had brought", registry=r
+        )
+
+
+def status_class(status: int | None) -> str:
+    return f"{status // 100}xx" if status else "no_answer"

@@ -1,0 +1,135 @@
+"""Talks to an installation's Saleor: GraphQL with `gql` over one shared httpx connection pool."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from gql import Client, GraphQLRequest, gql
+from gql.transport.exceptions import TransportError, TransportQueryError, TransportServerError
+from gql.transport.httpx import HTTPXAsyncTransport
+from graphql import DocumentNode, ExecutionResult
+
+from saleor_app import __version__
+from saleor_app.saleor.documents import load_document
+from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
+
+
+@cache
+def _parsed(document_name: str) -> DocumentNode:
+    return gql(load_document(document_name))
+
+
+class _PooledTransport(HTTPXAsyncTransport):
+    """gql's httpx transport opens a client per session; this one borrows the process-wide client instead."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        super().__init__(url=url)
+        self._shared = client
+
+    async def connect(self) -> None:
+        self.client = self._shared
+
+    async def close(self) -> None:
+        self.client = None  # the shared client outlives the session
+
+
+def jwks_url(saleor_api_url: str) -> str:
+    parts = urlsplit(saleor_api_url)
+    return f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
+
+
+def _is_permission_denied(errors: list[dict] | None) -> bool:
+    return any((e.get("extensions") or {}).get("exception", {}).get("code") == "PermissionDenied" for e in errors or [])
+
+
+@dataclass
+class LineDetails:
+    lines: list[dict]
+    app_permissions: set[str] = field(default_factory=set)
+
+
+class SaleorClient:
+    def __init__(self, *, timeout: float = 10.0, connect_timeout: float = 3.0, metrics: Any = None) -> None:
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            headers={"User-Agent": f"saleor-vtmarketing/{__version__}"},
+            follow_redirects=False,
+        )
+        self._metrics = metrics
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def execute(self, api_url: str, token: str | None, document_name: str, variables: dict | None = None) -> ExecutionResult:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        transport = _PooledTransport(api_url, self._http)
+        started = time.perf_counter()
+        try:
+            async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+                return await session.execute(
+                    GraphQLRequest(_parsed(document_name), variable_values=variables or {}),
+                    get_execution_result=True,
+                    extra_args={"headers": headers},  # per request: the pooled client is shared by installations
+                )
+        except TransportQueryError as exc:
+            # GraphQL errors (PermissionDenied on a field, say) come with partial data; callers judge them.
+            return ExecutionResult(data=exc.data, errors=exc.errors)
+        except TransportServerError as exc:
+            code = exc.code if isinstance(exc.code, int) else None
+            retryable = code is None or code >= 500 or code in (408, 429)
+            raise SaleorError(f"Saleor answered HTTP {code}", retryable=retryable, status=code) from exc
+        except (TransportError, httpx.HTTPError, OSError) as exc:
+            raise SaleorError(f"Saleor could not be reached: {type(exc).__name__}: {exc}"[:300]) from exc
+        finally:
+            if self._metrics is not None:
+                self._metrics.saleor_request_seconds.labels(document_name).observe(time.perf_counter() - started)
+
+    async def fetch_jwks(self, api_url: str) -> str:
+        try:
+            response = await self._http.get(jwks_url(api_url))
+        except httpx.HTTPError as exc:
+            raise SaleorError(f"JWKS could not be fetched: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise SaleorError(f"JWKS answered HTTP {response.status_code}", status=response.status_code)
+        try:
+            keys = response.json()["keys"]
+            if not isinstance(keys, list) or not keys:
+                raise ValueError
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SaleorError("JWKS is not a JSON key set", retryable=False) from exc
+        return response.text
+
+    async def app_id(self, api_url: str, token: str) -> str:
+        result = await self.execute(api_url, token, "app_id.query.graphql")
+        app = (result.data or {}).get("app")
+        if not app or not app.get("id"):
+            errors = [e if isinstance(e, dict) else e.formatted for e in (result.errors or [])]  # type: ignore[union-attr]
+            raise SaleorPermissionDenied("Saleor did not accept the app token" + (" (PermissionDenied)" if _is_permission_denied(errors) else ""))
+        return str(app["id"])
+
+    async def order_lines(self, api_url: str, token: str, order_id: str) -> LineDetails:
+        result = await self.execute(api_url, token, "order_lines.query.graphql", {"id": order_id})
+        data = result.data or {}
+        app = data.get("app")
+        if not app:
+            raise SaleorPermissionDenied("Saleor refused the app token: the app was removed or deactivated")
+        permissions = {p["code"] for p in app.get("permissions") or [] if p and p.get("code")}
+        if "MANAGE_ORDERS" not in permissions:
+            raise SaleorPermissionDenied("the app lost the MANAGE_ORDERS permission in Saleor")
+        order = data.get("order")
+        if order is None:
+            raise SaleorError("Saleor does not know this order any more (deleted?)", retryable=False)
+        return LineDetails(lines=[line for line in order.get("lines") or [] if line], app_permissions=permissions)
+
+    async def channels(self, api_url: str, token: str) -> list[dict]:
+        result = await self.execute(api_url, token, "channels.query.graphql")
+        channels = (result.data or {}).get("channels")
+        if channels is None:
+            raise SaleorPermissionDenied("Saleor refused to list channels with the app token")
+        return [c for c in channels if c]

@@ -1,0 +1,123 @@
+"""Installations: the install handshake, and checking that a webhook really comes from an installed Saleor."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from saleor_app.context import AppContext
+from saleor_app.saleor.exceptions import (
+    InvalidSignature,
+    JwksNotAvailable,
+    MissingSaleorApiUrl,
+    SaleorError,
+    SaleorUrlProhibited,
+    UnknownAppId,
+    UnknownInstallation,
+)
+from saleor_app.saleor.signature import DashboardTokenError, SignatureError, verify_saleor_signature
+from saleor_app.storage.models import Installation
+from saleor_app.storage.repositories import InstallationRepository
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A forged or stale signature may make us refetch a JWKS; not more often than this per installation.
+JWKS_REFETCH_MIN_INTERVAL = 10.0
+
+
+def saleor_api_url_from(headers: Mapping[str, str]) -> str | None:
+    """`Saleor-Api-Url` (Saleor ≥3.9), else derived from `Saleor-Domain` like the SDK does for older versions."""
+    url = headers.get("saleor-api-url")
+    if url:
+        return url.strip()
+    domain = headers.get("saleor-domain")
+    return f"https://{domain.strip()}/graphql/" if domain else None
+
+
+class InstallationService:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._last_jwks_refetch: dict[int, float] = {}
+
+    async def register(self, headers: Mapping[str, str], auth_token: str | None) -> Installation:
+        """The SDK's register handler, in its order: URL, allow-list, token, proof, JWKS, store."""
+        api_url = headers.get("saleor-api-url")
+        if not api_url:
+            raise MissingSaleorApiUrl("Missing Saleor-Api-Url header.")
+        if not api_url.startswith(("http://", "https://")):
+            raise MissingSaleorApiUrl("Saleor-Api-Url must be an absolute http(s) URL.")
+        if not self.ctx.settings.is_saleor_api_url_allowed(api_url):
+            raise SaleorUrlProhibited("This Saleor is not allowed to install this app (ALLOWED_SALEOR_API_URLS).")
+        if not auth_token or not isinstance(auth_token, str):
+            raise MissingSaleorApiUrl("Missing auth_token in the request body.", code="MISSING_AUTH_TOKEN")
+        try:
+            app_id = await self.ctx.saleor.app_id(api_url, auth_token)
+        except SaleorError as exc:
+            log.warning("register refused for %s: token not proven (%s)", api_url, exc)
+            raise UnknownAppId("Saleor did not confirm the app token; try installing again.") from None
+        try:
+            jwks = await self.ctx.saleor.fetch_jwks(api_url)
+        except SaleorError as exc:
+            log.warning("register refused for %s: %s", api_url, exc)
+            raise JwksNotAvailable("Saleor's signing keys (/.well-known/jwks.json) could not be fetched.") from None
+        async with self.ctx.db.transaction() as session:
+            installation = await InstallationRepository(session).save_registration(
+                saleor_api_url=api_url, app_id=app_id, token_encrypted=self.ctx.secrets.encrypt(auth_token), jwks=jwks
+            )
+        log.info("installed for %s (app %s, installation %s)", api_url, app_id, installation.id)
+        return installation
+
+    async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> Installation:
+        """The installation a signed webhook belongs to; raises Unauthorized when it is not Saleor's."""
+        api_url = saleor_api_url_from(headers)
+        if not api_url:
+            raise UnknownInstallation("Missing Saleor-Api-Url header.")
+        async with self.ctx.db.session() as session:
+            installation = await InstallationRepository(session).by_api_url(api_url)
+        if installation is None or not installation.is_active:
+            raise UnknownInstallation("This Saleor has not installed the app.")
+        signature = headers.get("saleor-signature")
+        try:
+            await self.verify_with_fresh_keys(installation, lambda jwks: verify_saleor_signature(signature, body, jwks))
+        except SignatureError as exc:
+            raise InvalidSignature(f"Invalid Saleor-Signature: {exc}") from None
+        return installation
+
+    async def verify_with_fresh_keys(self, installation: Installation, verify: Callable[[str], T]) -> T:
+        """Run a check against the installation's JWKS; on an unknown key or a failed check, refetch the JWKS once
+        (rate-limited), check again, and keep the new keys only if they verify. Errors of `verify` propagate."""
+        try:
+            return verify(installation.jwks)
+        except (SignatureError, DashboardTokenError) as exc:
+            if exc.kind not in ("unknown_kid", "invalid", "invalid_signature"):
+                raise
+            fresh_jwks = await self._refetch_jwks(installation)
+            if fresh_jwks is None:
+                raise
+        result = verify(fresh_jwks)
+        installation.jwks = fresh_jwks
+        async with self.ctx.db.transaction() as session:
+            await InstallationRepository(session).update_jwks(installation.id, fresh_jwks)
+        log.info("Saleor signing keys changed for installation %s; stored the new ones", installation.id)
+        return result
+
+    async def _refetch_jwks(self, installation: Installation) -> str | None:
+        """Saleor rotates its single key without overlap: fetch the keys once more (rate-limited). None: nothing new."""
+        now = time.monotonic()
+        if now - self._last_jwks_refetch.get(installation.id, -1e9) < JWKS_REFETCH_MIN_INTERVAL:
+            return None
+        self._last_jwks_refetch[installation.id] = now
+        try:
+            jwks = await self.ctx.saleor.fetch_jwks(installation.saleor_api_url)
+        except SaleorError as exc:
+            log.warning("JWKS refetch failed for installation %s: %s", installation.id, exc)
+            return None
+        return None if jwks == installation.jwks else jwks
+
+    async def mark_uninstalled(self, installation: Installation, reason: str) -> None:
+        async with self.ctx.db.transaction() as session:
+            await InstallationRepository(session).mark_uninstalled(installation.id, reason)
+        log.warning("installation %s marked uninstalled: %s", installation.id, reason)

@@ -1,0 +1,125 @@
+"""The dashboard's doors into the app: the settings page (`GET /app` and its `/static/` files) and the settings API
+(`POST /graphql`, authenticated by the dashboard token). Thin: authenticate, hand over to the schema, answer."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from strawberry.fastapi import GraphQLRouter
+
+from saleor_app import __version__
+from saleor_app.errors import NotFound
+from saleor_app.settings.auth import DashboardUser, dashboard_user
+from saleor_app.settings.schema import SettingsContext, schema
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+STATIC_DIR = WEB_DIR / "static"
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+
+# The page is framed by Saleor dashboards, which live on any origin (self-hosted or saleor.cloud, with custom
+# domains), so `frame-ancestors *`: the page itself holds nothing without the dashboard's token, and a token is only
+# accepted from the frame's parent when its origin is `document.referrer`'s. Everything else is locked down: no
+# inline script or style, same-origin fetches only, no forms posting anywhere, no plugins, no <base> tricks.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+        "frame-ancestors *",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter()
+
+
+# --- the settings API -------------------------------------------------------------------------------------------
+
+
+async def settings_context(
+    request: Request, response: Response, user: DashboardUser = Depends(dashboard_user)
+) -> SettingsContext:
+    """Runs before any GraphQL parsing: an unauthenticated request is answered 401/403 by the app's error handler."""
+    response.headers["Cache-Control"] = "no-store"
+    return SettingsContext(request.app.state.ctx, user)
+
+
+graphql_router: GraphQLRouter = GraphQLRouter(
+    schema,
+    path="/graphql",
+    graphql_ide=None,  # no GraphiQL: the endpoint is only for the page (and it needs the dashboard token anyway)
+    allow_queries_via_get=False,
+    context_getter=settings_context,
+    subscription_protocols=(),
+    include_in_schema=False,
+)
+router.include_router(graphql_router)
+
+
+# --- the page ---------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(WEB_DIR / "templates")),
+        autoescape=select_autoescape(["html"]),
+        auto_reload=False,
+    )
+
+
+@lru_cache(maxsize=16)
+def _static_file(name: str) -> tuple[bytes, str, str]:
+    """(content, content type, short hash) of a file directly in web/static/; NotFound for anything else."""
+    path = (STATIC_DIR / name).resolve()
+    if path.parent != STATIC_DIR or path.suffix not in STATIC_TYPES or not path.is_file():
+        raise NotFound("No such file.")
+    content = path.read_bytes()
+    return content, STATIC_TYPES[path.suffix], hashlib.sha256(content).hexdigest()[:12]
+
+
+def _asset(base_path: str, name: str) -> str:
+    """A cache-busting URL of a static file: its content hash in the query string."""
+    return f"{base_path}/static/{name}?v={_static_file(name)[2]}"
+
+
+@router.get("/app", response_class=HTMLResponse, include_in_schema=False)
+async def settings_page(request: Request) -> HTMLResponse:
+    app_url = request.app.state.ctx.settings.app_url.rstrip("/")
+    base_path = urlsplit(app_url).path.rstrip("/")
+    html = _templates().get_template("app.html").render(
+        app_url=app_url,
+        manifest_url=f"{app_url}/api/manifest",
+        graphql_path=f"{base_path}/graphql",
+        css_url=_asset(base_path, "app.css"),
+        js_url=_asset(base_path, "app.js"),
+        version=__version__,
+    )
+    return HTMLResponse(html, headers=PAGE_HEADERS)
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def static_file(name: str) -> Response:
+    content, media_type, _ = _static_file(name)
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )

@@ -1,0 +1,227 @@
+"""SQLAlchemy models. The same schema runs on SQLite and PostgreSQL; Alembic migrations create it."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on both SQLite (which forgets the zone) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime stored")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class InstallationStatus(str, enum.Enum):
+    ACTIVE = "active"
+    UNINSTALLED = "uninstalled"  # APP_DELETED received, or the token is refused for good
+
+
+class Installation(Base):
+    """One Saleor instance that installed the app (the SDK's "APL" record)."""
+
+    __tablename__ = "installations"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    saleor_api_url: Mapped[str] = mapped_column(String(512), unique=True)
+    app_id: Mapped[str] = mapped_column(String(256))
+    token_encrypted: Mapped[str] = mapped_column(Text)
+    jwks: Mapped[str] = mapped_column(Text)
+    jwks_fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(32), default=InstallationStatus.ACTIVE.value)
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    saleor_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Reconciliation (see delivery/reconcile.py): orders updated before the watermark were already looked at.
+    reconcile_watermark: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_reconcile_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_reconcile_checked: Mapped[int] = mapped_column(Integer, default=0)
+    last_reconcile_recovered: Mapped[int] = mapped_column(Integer, default=0)
+    last_reconcile_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    channels: Mapped[list[ChannelSettings]] = relationship(back_populates="installation", cascade="all, delete-orphan")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == InstallationStatus.ACTIVE.value
+
+
+class ItemIdSource(str, enum.Enum):
+    SKU = "sku"
+    VARIANT_ID = "variant-id"
+    PRODUCT_ID = "product-id"
+    VARIANT_EXTERNAL_REFERENCE = "variant-external-reference"
+    PRODUCT_EXTERNAL_REFERENCE = "product-external-reference"
+
+
+class OrderIdSource(str, enum.Enum):
+    NUMBER = "number"
+    ID = "id"
+
+
+class ChannelSettings(Base):
+    """How one sales channel of one installation talks to VTmarketing."""
+
+    __tablename__ = "channel_settings"
+    __table_args__ = (UniqueConstraint("installation_id", "channel_slug", name="uq_channel_settings_installation_channel"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    channel_slug: Mapped[str] = mapped_column(String(255))
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    api_key_hint: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    item_id: Mapped[str] = mapped_column(String(64), default=ItemIdSource.SKU.value)
+    order_id: Mapped[str] = mapped_column(String(32), default=OrderIdSource.NUMBER.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    installation: Mapped[Installation] = relationship(back_populates="channels")
+
+
+class DeliveryStatus(str, enum.Enum):
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+# States the worker still has to act on.
+OPEN_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value, DeliveryStatus.DELIVERING.value)
+
+
+class DeliverySource(str, enum.Enum):
+    WEBHOOK = "webhook"
+    RECONCILE = "reconcile"
+    BACKFILL = "backfill"
+
+
+class Delivery(Base):
+    """One confirmed order of one installation, and its way to VTmarketing. At most one per (installation, order)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("installation_id", "order_id", name="uq_deliveries_installation_order"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_installation_received", "installation_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    # Saleor's global order id. Null only for a signed body we could not read (kept to be shown, never sent).
+    order_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    order_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel_slug: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default=DeliverySource.WEBHOOK.value)
+    payload: Mapped[str] = mapped_column(Text)  # the order as Saleor sent it (raw webhook body or query result)
+    payload_warning: Mapped[str | None] = mapped_column(Text, nullable=True)  # Saleor `errors` in the payload
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    event_body: Mapped[str | None] = mapped_column(Text, nullable=True)  # what was (last) sent to VTmarketing
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    attempts: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="delivery", cascade="all, delete-orphan", order_by="DeliveryAttempt.id"
+    )
+
+
+class DeliveryAttempt(Base):
+    """One try to send (or enrich) a delivery: when, what came back, how long it took."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    target: Mapped[str] = mapped_column(String(16), default="vtmarketing")  # vtmarketing | saleor
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="attempts")
+
+
+class BackfillCursor(Base):
+    """Where a backfill of one channel stopped, so it can resume without resending or skipping."""
+
+    __tablename__ = "backfill_cursors"
+    __table_args__ = (UniqueConstraint("installation_id", "channel_slug", "since", "until", name="uq_backfill_run"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    channel_slug: Mapped[str] = mapped_column(String(255))
+    since: Mapped[str] = mapped_column(String(32))
+    until: Mapped[str] = mapped_column(String(32), default="")
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    seen: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AppProblem(Base):
+    """A problem the app reported to the Saleor dashboard (appProblemCreate), so it can dismiss it later."""
+
+    __tablename__ = "app_problems"
+    __table_args__ = (UniqueConstraint("installation_id", "key", name="uq_app_problems_installation_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

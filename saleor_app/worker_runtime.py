@@ -1,0 +1,29 @@
+"""Builds a DeliveryWorker with its periodic jobs (pruning; reconciliation when configured)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from saleor_app.context import AppContext
+from saleor_app.delivery.worker import DeliveryWorker
+from saleor_app.storage.models import utcnow
+from saleor_app.storage.repositories import DeliveryRepository
+
+log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_SECONDS = 3600.0
+
+
+def build_worker(ctx: AppContext, **kwargs) -> DeliveryWorker:  # type: ignore[no-untyped-def]
+    worker = DeliveryWorker(ctx, **kwargs)
+
+    async def prune() -> None:
+        cutoff = utcnow() - timedelta(days=ctx.settings.retention_days)
+        async with ctx.db.transaction() as session:
+            removed = await DeliveryRepository(session).prune_finished(cutoff)
+        if removed:
+            log.info("pruned %d deliveries finished before %s", removed, cutoff.isoformat())
+
+    worker.add_periodic(PRUNE_INTERVAL_SECONDS, prune)
+    return worker

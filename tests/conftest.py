@@ -1,0 +1,126 @@
+"""Shared fixtures: the app on SQLite (and PostgreSQL when TEST_DATABASE_URL is set), a fake Saleor, a fake
+VTmarketing. Everything talks over 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from saleor_app.app import create_app
+from saleor_app.config import Settings
+from saleor_app.context import AppContext
+from saleor_app.saleor.manifest import ORDER_CONFIRMED
+from tests.fakes.saleor import FakeSaleor
+from tests.fakes.vtmarketing import FakeVTMarketing
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+
+
+async def reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+def asyncpg_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1) if url.startswith("postgresql://") else url
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    url = asyncpg_url(TEST_DATABASE_URL)
+    await reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def fake_saleor() -> Iterator[FakeSaleor]:
+    with FakeSaleor() as saleor:
+        yield saleor
+
+
+@pytest.fixture
+def fake_vtm() -> Iterator[FakeVTMarketing]:
+    with FakeVTMarketing() as vtm:
+        yield vtm
+
+
+def make_settings(database_url: str, tmp_path, vtmarketing_api_url: str = "http://127.0.0.1:9/v1/event/", **overrides) -> Settings:  # type: ignore[no-untyped-def]
+    values = dict(
+        app_url="http://127.0.0.1:8000",
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        secret_key="test-secret-key-" + uuid.uuid4().hex,
+        vtmarketing_api_url=vtmarketing_api_url,
+        delivery_retry_base_seconds=0.05,
+        delivery_retry_max_seconds=0.5,
+        delivery_poll_seconds=0.2,
+        vtmarketing_timeout_seconds=2.0,
+        saleor_timeout_seconds=2.0,
+        log_format="text",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path, fake_vtm: FakeVTMarketing) -> Settings:  # type: ignore[no-untyped-def]
+    return make_settings(database_url, tmp_path, fake_vtm.api_url)
+
+
+class RunningApp:
+    """The app in this test's event loop (lifespan run), reached through an in-memory ASGI transport."""
+
+    def __init__(self, app, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.client = client
+
+    @property
+    def ctx(self) -> AppContext:
+        return self.app.state.ctx
+
+    @property
+    def worker(self):  # type: ignore[no-untyped-def]
+        return self.app.state.worker
+
+    async def register(self, saleor: FakeSaleor) -> httpx.Response:
+        return await self.client.post("/api/register", content=saleor.register_body(), headers=saleor.register_headers())
+
+    async def send_webhook(self, saleor: FakeSaleor, order: dict, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
+        """Send `order` the way Saleor would: projected through the app's own subscription, signed."""
+        kwargs.setdefault("query", ORDER_CONFIRMED.query)
+        body = saleor.webhook_body(order, **kwargs)
+        return await self.client.post("/api/webhooks/order-confirmed", content=body, headers=saleor.webhook_headers(body))
+
+
+async def start_app(settings: Settings, *, run_worker: bool) -> AsyncIterator[RunningApp]:
+    app = create_app(settings, run_worker=run_worker)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+            yield RunningApp(app, client)
+
+
+@pytest.fixture
+async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
+    """The app without its background worker: tests drive delivery with `worker.run_until_idle()`."""
+    async for running in start_app(settings, run_worker=False):
+        yield running
+
+
+@pytest.fixture
+async def live_app(settings: Settings) -> AsyncIterator[RunningApp]:
+    """The app with its in-process worker running, as `serve` runs it."""
+    async for running in start_app(settings, run_worker=True):
+        yield running
