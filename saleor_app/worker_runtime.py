@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from saleor_app.context import AppContext
+from saleor_app.delivery.recovery import Reconciler
 from saleor_app.delivery.worker import DeliveryWorker
 from saleor_app.storage.models import utcnow
 from saleor_app.storage.repositories import DeliveryRepository
@@ -26,4 +27,6 @@ def build_worker(ctx: AppContext, **kwargs) -> DeliveryWorker:  # type: ignore[n
             log.info("pruned %d deliveries finished before %s", removed, cutoff.isoformat())
 
     worker.add_periodic(PRUNE_INTERVAL_SECONDS, prune)
+    # Saleor gives up on a webhook after ~5 minutes (and at once on a 4xx): look for what it never delivered.
+    worker.add_periodic(ctx.settings.reconcile_interval_seconds, Reconciler(ctx).run_all)
     return worker

@@ -20,7 +20,7 @@ from saleor_app.metrics import status_class
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor.payloads import OrderLineDetail, PayloadError, parse_order_confirmed
 from saleor_app.secrets import SecretUnreadable
-from saleor_app.storage.models import Delivery, DeliveryStatus, Installation, utcnow
+from saleor_app.storage.models import Delivery, DeliverySource, DeliveryStatus, Installation, utcnow
 from saleor_app.storage.repositories import ChannelSettingsRepository, DeliveryRepository, InstallationRepository
 from saleor_app.vtmarketing.mapping import MappingError, build_confirmation_event, encode_event
 from saleor_app.vtmarketing.models import MappingOptions
@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 # A token that Saleor refuses, or a lost permission, will not heal in seconds: do not hammer Saleor.
 PERMISSION_RETRY_SECONDS = 3600.0
+# Orders that did not come by webhook say how they were found, whatever became of them.
+SOURCE_NOTES = {
+    DeliverySource.RECONCILE.value: "Recovered by reconciliation (no webhook arrived).",
+    DeliverySource.BACKFILL.value: "Queued by backfill.",
+}
 
 
 @dataclass
@@ -55,7 +60,7 @@ class DeliveryWorker:
 
     def add_periodic(self, interval: float, job) -> None:  # type: ignore[no-untyped-def]
         if interval > 0:
-            self._periodic.append([interval, job, 0.0])
+            self._periodic.append([interval, job, 0.0, None])
 
     def stop(self) -> None:
         self._stopping.set()
@@ -119,22 +124,32 @@ class DeliveryWorker:
             next_due = await DeliveryRepository(session).next_due_at()
         if next_due is not None:
             budget = min(budget, max(0.0, (next_due - utcnow()).total_seconds()))
-        for interval, _job, last in self._periodic:
+        for interval, _job, last, _running in self._periodic:
             budget = min(budget, max(0.0, last + interval - time.monotonic()))
         return max(budget, 0.005)
 
     async def _run_periodic(self) -> None:
+        """Start due periodic jobs in the background, so a slow Saleor during reconciliation never delays sending."""
         for entry in self._periodic:
-            interval, job, last = entry
+            interval, job, last, running = entry
+            if running is not None and not running.done():
+                continue
             if time.monotonic() - last >= interval:
                 entry[2] = time.monotonic()
-                try:
-                    await job()
-                except Exception:
-                    log.exception("periodic job %s failed", getattr(job, "__name__", job))
+                entry[3] = asyncio.create_task(self._run_job(job))
+
+    @staticmethod
+    async def _run_job(job) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await job()
+        except Exception:
+            log.exception("periodic job %s failed", getattr(job, "__name__", job))
 
     async def _drain(self, grace_seconds: float) -> None:
         """Graceful stop: let in-flight deliveries finish for a bounded time, then give back what we still hold."""
+        for entry in self._periodic:
+            if entry[3] is not None and not entry[3].done():
+                entry[3].cancel()
         if self._in_flight:
             done, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
             for task in pending:
@@ -158,6 +173,8 @@ class DeliveryWorker:
         except Exception as exc:  # a bug must not lose the order: keep it retrying and say what happened
             log.exception("delivery %s crashed", delivery.id, extra=log_extra)
             verdict = self._retry_or_fail(delivery, f"internal error: {type(exc).__name__}", None)
+        if delivery.source in SOURCE_NOTES:
+            verdict.reason = f"{SOURCE_NOTES[delivery.source]} {verdict.reason}"
         async with self.ctx.db.transaction() as session:
             settled = await DeliveryRepository(session).settle(
                 delivery.id, worker_id=self.worker_id, status=verdict.status, reason=verdict.reason,

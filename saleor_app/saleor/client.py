@@ -48,6 +48,14 @@ def _is_permission_denied(errors: list[dict] | None) -> bool:
 
 
 @dataclass
+class OrdersPage:
+    orders: list[dict]
+    has_next_page: bool
+    end_cursor: str | None
+    total_count: int | None
+
+
+@dataclass
 class LineDetails:
     lines: list[dict]
     app_permissions: set[str] = field(default_factory=set)
@@ -133,3 +141,24 @@ class SaleorClient:
         if channels is None:
             raise SaleorPermissionDenied("Saleor refused to list channels with the app token")
         return [c for c in channels if c]
+
+    async def orders_page(
+        self, api_url: str, token: str, *, filter: dict, sort_by: dict, first: int = 100, after: str | None = None
+    ) -> OrdersPage:
+        """One page of the ConfirmedOrders query (not filtered by status: the caller decides what was confirmed)."""
+        result = await self.execute(
+            api_url, token, "confirmed_orders.query.graphql", {"first": first, "after": after, "filter": filter, "sortBy": sort_by}
+        )
+        connection = (result.data or {}).get("orders")
+        if connection is None:
+            errors = [e if isinstance(e, dict) else {"message": str(e)} for e in (result.errors or [])]
+            if _is_permission_denied(errors):
+                raise SaleorPermissionDenied("Saleor refused to list orders (MANAGE_ORDERS missing or token refused)")
+            raise SaleorError("Saleor did not list orders: " + "; ".join(str(e.get("message")) for e in errors)[:300])
+        page_info = connection.get("pageInfo") or {}
+        return OrdersPage(
+            orders=[edge["node"] for edge in connection.get("edges") or [] if edge and edge.get("node")],
+            has_next_page=bool(page_info.get("hasNextPage")),
+            end_cursor=page_info.get("endCursor"),
+            total_count=connection.get("totalCount"),
+        )
