@@ -16,15 +16,21 @@ log = logging.getLogger(__name__)
 PRUNE_INTERVAL_SECONDS = 3600.0
 
 
+async def prune_finished_deliveries(ctx: AppContext) -> int:
+    """Delete deliveries that finished (delivered, failed, skipped) more than RETENTION_DAYS ago; open ones stay."""
+    cutoff = utcnow() - timedelta(days=ctx.settings.retention_days)
+    async with ctx.db.transaction() as session:
+        removed = await DeliveryRepository(session).prune_finished(cutoff)
+    if removed:
+        log.info("pruned %d deliveries finished before %s", removed, cutoff.isoformat())
+    return removed
+
+
 def build_worker(ctx: AppContext, **kwargs) -> DeliveryWorker:  # type: ignore[no-untyped-def]
     worker = DeliveryWorker(ctx, **kwargs)
 
     async def prune() -> None:
-        cutoff = utcnow() - timedelta(days=ctx.settings.retention_days)
-        async with ctx.db.transaction() as session:
-            removed = await DeliveryRepository(session).prune_finished(cutoff)
-        if removed:
-            log.info("pruned %d deliveries finished before %s", removed, cutoff.isoformat())
+        await prune_finished_deliveries(ctx)
 
     worker.add_periodic(PRUNE_INTERVAL_SECONDS, prune)
     # Saleor gives up on a webhook after ~5 minutes (and at once on a 4xx): look for what it never delivered.

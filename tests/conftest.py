@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import hypothesis  # noqa: F401  imported before any server thread: CPython 3.11.7 breaks on concurrent ast.parse
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine

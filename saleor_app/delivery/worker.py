@@ -17,7 +17,9 @@ from saleor_app.delivery.orders import to_order_data
 from saleor_app.delivery.retry import next_attempt_or_none
 from saleor_app.delivery.signal import PostgresListener
 from saleor_app.metrics import status_class
+from saleor_app.saleor import problems
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
+from saleor_app.saleor.problems import ProblemReporter
 from saleor_app.saleor.payloads import OrderLineDetail, PayloadError, parse_order_confirmed
 from saleor_app.secrets import SecretUnreadable
 from saleor_app.storage.models import Delivery, DeliverySource, DeliveryStatus, Installation, utcnow
@@ -44,6 +46,9 @@ class Verdict:
     reason: str
     next_attempt_at: datetime | None = None
     event_body: str | None = None
+    # For the dashboard's problem list (Saleor 3.22+): what to report, and which reported problems this ends.
+    problem: tuple[str, str] | None = None
+    resolves: tuple[str, ...] = ()
 
 
 class DeliveryWorker:
@@ -54,6 +59,7 @@ class DeliveryWorker:
         self.concurrency = concurrency or ctx.settings.delivery_concurrency
         self._in_flight: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
+        self.problems = ProblemReporter(ctx)
         self._periodic: list = []  # (interval seconds, coroutine function) run between claims: reconcile, prune
 
     # Loop ---------------------------------------------------------------------------------------------------
@@ -173,6 +179,12 @@ class DeliveryWorker:
         except Exception as exc:  # a bug must not lose the order: keep it retrying and say what happened
             log.exception("delivery %s crashed", delivery.id, extra=log_extra)
             verdict = self._retry_or_fail(delivery, f"internal error: {type(exc).__name__}", None)
+        if verdict.status == DeliveryStatus.FAILED.value and verdict.problem is None and delivery.channel_slug:
+            verdict.problem = (
+                problems.deliveries_failed(delivery.channel_slug),
+                f"Orders of channel {delivery.channel_slug} could not be sent to VTmarketing (latest, order "
+                f"{delivery.order_number}: {verdict.reason}). Open the VTmarketing app to see them and resend.",
+            )
         if delivery.source in SOURCE_NOTES:
             verdict.reason = f"{SOURCE_NOTES[delivery.source]} {verdict.reason}"
         async with self.ctx.db.transaction() as session:
@@ -183,11 +195,26 @@ class DeliveryWorker:
         if not settled:
             log.warning("delivery %s: lease lost before settling (%s)", delivery.id, verdict.status, extra=log_extra)
             return
+        if verdict.problem or verdict.resolves:
+            await self._update_problems(delivery.installation_id, verdict)
         if verdict.status in (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value):
             self.ctx.metrics.deliveries_finished.labels(verdict.status).inc()
         if verdict.status == DeliveryStatus.DELIVERED.value:
             self.ctx.metrics.webhook_to_delivery_seconds.observe((utcnow() - delivery.received_at).total_seconds())
         log.info("order %s %s: %s", delivery.order_number, verdict.status, verdict.reason, extra=log_extra)
+
+    async def _update_problems(self, installation_id: int, verdict: Verdict) -> None:
+        try:
+            async with self.ctx.db.session() as session:
+                installation = await InstallationRepository(session).get(installation_id)
+            if installation is None or not installation.is_active:
+                return
+            if verdict.resolves:
+                await self.problems.dismiss(installation, list(verdict.resolves))
+            if verdict.problem:
+                await self.problems.report(installation, *verdict.problem)
+        except Exception:  # the dashboard's problem list must never cost an order
+            log.exception("updating dashboard problems failed", extra={"installation": installation_id})
 
     async def process(self, delivery: Delivery) -> Verdict:
         async with self.ctx.db.session() as session:
@@ -249,7 +276,13 @@ class DeliveryWorker:
             return Verdict(DeliveryStatus.FAILED.value, "Saleor refuses the app token: the app was removed from Saleor")
         except SaleorError:
             pass  # could not tell; treat as the lost permission below, which retries slowly
-        return self._retry_or_fail(delivery, f"{message}; waiting for it to be given back", PERMISSION_RETRY_SECONDS)
+        verdict = self._retry_or_fail(delivery, f"{message}; waiting for it to be given back", PERMISSION_RETRY_SECONDS)
+        verdict.problem = (
+            problems.MANAGE_ORDERS_LOST,
+            "The VTmarketing app lost the MANAGE_ORDERS permission: confirmed orders cannot be read or sent. "
+            "Give the permission back in Apps → VTmarketing → permissions.",
+        )
+        return verdict
 
     async def _send(self, delivery: Delivery, api_key: str, body: bytes) -> Verdict:
         started_at = utcnow()
@@ -266,10 +299,21 @@ class DeliveryWorker:
         message = result.message
         if result.http_status and str(result.http_status) not in message:
             message = f"VTmarketing answered {result.http_status}: {message}"
+        channel = delivery.channel_slug or ""
         if result.outcome == "delivered":
-            return Verdict(DeliveryStatus.DELIVERED.value, f"VTmarketing accepted the event ({result.message})", event_body=event_body)
+            return Verdict(
+                DeliveryStatus.DELIVERED.value, f"VTmarketing accepted the event ({result.message})", event_body=event_body,
+                resolves=(problems.key_rejected(channel), problems.deliveries_failed(channel), problems.MANAGE_ORDERS_LOST),
+            )
         if result.outcome == "failed":
-            return Verdict(DeliveryStatus.FAILED.value, f"VTmarketing refused the event: {message}", event_body=event_body)
+            verdict = Verdict(DeliveryStatus.FAILED.value, f"VTmarketing refused the event: {message}", event_body=event_body)
+            if result.rejected_key:
+                verdict.problem = (
+                    problems.key_rejected(channel),
+                    f"VTmarketing refuses the API key of channel {channel} ({message}). "
+                    "Paste a valid key in the VTmarketing app's settings, then resend the failed orders.",
+                )
+            return verdict
         verdict = self._retry_or_fail(delivery, message, result.retry_after)
         verdict.event_body = event_body
         return verdict

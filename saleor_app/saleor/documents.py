@@ -33,4 +33,9 @@ def load_document(name: str) -> str:
 
 
 def all_documents() -> dict[str, str]:
-    return {p.name: load_document(p.name) for p in sorted(manifest_dir().rglob("*.graphql")) if "fragment" not in p.name}
+    folder = manifest_dir()
+    return {
+        str(p.relative_to(folder)): load_document(str(p.relative_to(folder)))
+        for p in sorted(folder.rglob("*.graphql"))
+        if "fragment" not in p.name
+    }

@@ -130,10 +130,10 @@ def verify_saleor_signature(signature: str | None, body: bytes, jwks_json: str) 
     the RFC) rejects `b64: false` without `crit: ["b64"]`, and Saleor before 3.20 (and some 3.14-3.19 patch
     releases) sends exactly that.
     """
-    if signature is None or not signature.strip():
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError("body must be the raw request bytes")  # a caller bug, not a bad request
+    if signature is None or (isinstance(signature, str) and not signature.strip()):
         raise SignatureError("missing", "no Saleor-Signature header")
-    if not isinstance(body, (bytes, bytearray)):
-        raise TypeError("body must be the raw request bytes")
     try:
         compact = signature.strip().encode("ascii")
     except (UnicodeEncodeError, AttributeError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from saleor_app.context import AppContext
+from saleor_app.saleor import problems
+from saleor_app.saleor.problems import ProblemReporter
 from saleor_app.secrets import mask_secret
 from saleor_app.settings.exceptions import InvalidChannelSettings, UnknownInstallationUrl
 from saleor_app.storage.models import ChannelSettings, Installation, ItemIdSource, OrderIdSource
@@ -111,7 +113,8 @@ class ChannelSettingsService:
         return self.ctx.secrets.decrypt(row.api_key_encrypted) if row and row.api_key_encrypted else None
 
     async def _on_key_changed(self, installation_id: int, channel: str) -> None:
-        """Hook for reactions to a new key (dismissing a dashboard problem about the old one)."""
-        hook = getattr(self.ctx, "on_api_key_changed", None)
-        if hook is not None:
-            await hook(installation_id, channel)
+        """A new key ends the "VTmarketing refuses the key" problem shown in the dashboard."""
+        async with self.ctx.db.session() as session:
+            installation = await InstallationRepository(session).get(installation_id)
+        if installation is not None:
+            await ProblemReporter(self.ctx).dismiss(installation, [problems.key_rejected(channel)])

@@ -387,9 +387,15 @@ class AppProblemRepository:
             select(AppProblem).where(AppProblem.installation_id == installation_id, AppProblem.key == key)
         )
 
-    async def add(self, installation_id: int, key: str, message: str) -> None:
-        self.session.add(AppProblem(installation_id=installation_id, key=key, message=message))
-        await self.session.flush()
+    async def claim(self, installation_id: int, key: str, message: str) -> bool:
+        """Record a problem unless it is already recorded; True if this caller is the one to report it."""
+        statement = (
+            _insert(self.session, AppProblem)
+            .values(installation_id=installation_id, key=key, message=message, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["installation_id", "key"])
+            .returning(AppProblem.id)
+        )
+        return await self.session.scalar(statement) is not None
 
     async def remove(self, installation_id: int, key: str) -> None:
         await self.session.execute(

@@ -17,6 +17,11 @@ What it reproduces (checked against the captures of a real 3.23.28 in shared/sal
 
 Where the fake does not know an argument (e.g. `orders(search:)`), it answers a GraphQL error naming it rather
 than silently ignoring it, so a test never passes on a filter that was not applied.
+
+Webhook bodies: `webhook_body(order)` sends the order dict as it is; `webhook_body(order, query=...)` runs it
+through a subscription query instead, giving exactly Saleor's payload for that query (this reproduces the
+captured bodies byte for byte). Stopping the HTTP server costs ~0.2 s: a module-scoped running fake plus
+`reset()` before each test keeps big test files fast.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ import threading
 import time
 import uuid
 import zlib
-from functools import lru_cache
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -67,7 +72,16 @@ from starlette.routing import Route
 from tests.fakes.server import ThreadedServer
 from tests.paths import CAPTURED_DIR, SCHEMA_DIR
 
-__all__ = ["CAPTURED_SUBSCRIPTION", "DEFAULT_CHANNELS", "FakeSaleor", "global_id", "saleor_schema"]
+__all__ = [
+    "CAPTURED_SUBSCRIPTION",
+    "DEFAULT_CHANNELS",
+    "FakeSaleor",
+    "detached_jws",
+    "global_id",
+    "jwk_thumbprint",
+    "public_jwk",
+    "saleor_schema",
+]
 
 # The rich ORDER_CONFIRMED subscription a real 3.23.28 accepted (validates on 3.21+, not on 3.20).
 CAPTURED_SUBSCRIPTION = (CAPTURED_DIR / "subscription.graphql").read_text()
@@ -94,13 +108,13 @@ DEFAULT_CHANNELS: list[dict[str, Any]] = [  # as in captured/apptoken-ii-channel
 ]
 
 PERMISSION_NAMES = {
-    "MANAGE_APPS": "Manage apps",
+    "MANAGE_APPS": "Manage apps.",
     "MANAGE_ORDERS": "Manage orders.",
     "MANAGE_ORDERS_IMPORT": "Manage orders import.",
     "MANAGE_CHANNELS": "Manage channels.",
     "MANAGE_USERS": "Manage customers.",
     "MANAGE_PRODUCTS": "Manage products.",
-    "HANDLE_PAYMENTS": "Handle payments",
+    "HANDLE_PAYMENTS": "Handle payments.",
 }
 
 AUTHENTICATED_APP = "AUTHENTICATED_APP"
@@ -243,9 +257,10 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
     if error.path is not None:
         formatted["path"] = list(error.path)
     code = ((error.extensions or {}).get("exception") or {}).get("code")
-    if code is None:
+    if code is None:  # an exception raised in a resolver: Saleor reports its class name
         original = error.original_error
-        code = type(original).__name__ if original is not None and not isinstance(original, GraphQLError) else "GraphQLError"
+        unwrapped = original is not None and not isinstance(original, GraphQLError)
+        code = type(original).__name__ if unwrapped else "GraphQLError"
     formatted["extensions"] = {"exception": {"code": code}}
     return formatted
 
@@ -256,17 +271,22 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
 class _Requestor:
     """The authenticated principal of one request, resolved like Saleor's context (lazily for JWT errors)."""
 
-    def __init__(self, kind: str, permissions: Iterable[str] = (), claims: dict[str, Any] | None = None,
-                 jwt_error: GraphQLError | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        permissions: Iterable[str] = (),
+        claims: dict[str, Any] | None = None,
+        jwt_error: tuple[str, str] | None = None,
+    ) -> None:
         self.kind = kind  # "app", "staff" or "anonymous"
         self.permissions = set(permissions)
         self.claims = claims or {}
-        self._jwt_error = jwt_error
+        self._jwt_error = jwt_error  # (message, exception class name) of a JWT that failed verification
 
     def touch(self) -> None:
         """Saleor decodes a JWT when a resolver first looks at the user: a bad one fails that field only."""
         if self._jwt_error is not None:
-            raise _error(self._jwt_error.message, (self._jwt_error.extensions or {})["exception"]["code"])
+            raise _error(*self._jwt_error)
 
     def require(self, *permissions: str) -> None:
         """Pass if the requestor holds one of `permissions` (Saleor's one_of_permissions_or_auth_filter_required)."""
@@ -329,126 +349,127 @@ def _parse_date(value: Any) -> date:
         raise _error(f"Invalid Date: {value!r}") from None
 
 
-def _in_range(value: Any, bounds: Mapping[str, Any] | None, parse_bound: Any) -> bool:
-    if not bounds:
-        return True
-    if bounds.get("gte") is not None and value < parse_bound(bounds["gte"]):
-        return False
-    if bounds.get("lte") is not None and value > parse_bound(bounds["lte"]):
-        return False
-    return True
+OrderPredicate = Callable[[Mapping[str, Any]], bool]
 
 
-def _channel_pks(ids: Iterable[str]) -> set[str]:
-    """Channel global IDs → pks; anything else (e.g. a slug) fails like Saleor's resolve_global_ids_to_primary_keys."""
-    pks = set()
-    for value in ids:
-        type_name, pk = _from_global_id(value)
-        if type_name != "Channel":
-            raise _error(f"Must receive Channel id: {value}.")
-        pks.add(pk)
-    return pks
+def _range(bounds: Mapping[str, Any] | None, parse: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    """`{gte, lte}` (both inclusive, either optional) as a test on already parsed values."""
+    bounds = bounds or {}
+    low = parse(bounds["gte"]) if bounds.get("gte") is not None else None
+    high = parse(bounds["lte"]) if bounds.get("lte") is not None else None
+    return lambda value: (low is None or value >= low) and (high is None or value <= high)
+
+
+def _eq_one_of(condition: Mapping[str, Any], convert: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], bool]:
+    """`{eq, oneOf}` filter inputs."""
+    eq = convert(condition["eq"]) if condition.get("eq") is not None else None
+    one_of = [convert(v) for v in condition["oneOf"]] if condition.get("oneOf") is not None else None
+    return lambda value: (eq is None or value == eq) and (one_of is None or value in one_of)
+
+
+def _channel_pk(value: str) -> str:
+    """A Channel global ID → its pk; anything else (e.g. a slug) fails like Saleor's global-ID resolution."""
+    type_name, pk = _from_global_id(value)
+    if type_name != "Channel":
+        raise _error(f"Must receive Channel id: {value}.")
+    return pk
+
+
+def _updated_at(order: Mapping[str, Any]) -> datetime:
+    return _parse_datetime(order["updatedAt"])
+
+
+def _created_at(order: Mapping[str, Any]) -> datetime:
+    return _parse_datetime(order["created"])
 
 
 def _order_channel_pk(order: Mapping[str, Any]) -> str:
     return _from_global_id(order["channel"]["id"])[1]
 
 
-def _match_filter(order: Mapping[str, Any], flt: Mapping[str, Any]) -> bool:
-    """`filter: OrderFilterInput` (3.20 and 3.23)."""
+def _all(tests: list[OrderPredicate]) -> OrderPredicate:
+    return lambda order: all(test(order) for test in tests)
+
+
+def _compile_filter(flt: Mapping[str, Any]) -> OrderPredicate:
+    """`filter: OrderFilterInput` (3.20 and 3.23) as a predicate. Arguments are checked here, before any order is
+    looked at, so a bad or unsupported one fails even on an empty shop."""
+    tests: list[OrderPredicate] = []
     for key, value in flt.items():
         if value is None:
             continue
         if key == "updatedAt":
-            if not _in_range(_parse_datetime(order["updatedAt"]), value, _parse_datetime):
-                return False
-        elif key == "created":
-            if not _in_range(_parse_datetime(order["created"]).date(), value, _parse_date):
-                return False
+            in_range = _range(value, _parse_datetime)
+            tests.append(lambda order, in_range=in_range: in_range(_updated_at(order)))
+        elif key == "created":  # DateRangeInput: compares the creation date
+            in_range = _range(value, _parse_date)
+            tests.append(lambda order, in_range=in_range: in_range(_created_at(order).date()))
         elif key == "channels":
-            if value and _order_channel_pk(order) not in _channel_pks(value):
-                return False
+            pks = {_channel_pk(v) for v in value}
+            if pks:  # an empty list filters nothing, as in Saleor
+                tests.append(lambda order, pks=pks: _order_channel_pk(order) in pks)
         elif key == "status":
             unsupported = {"READY_TO_FULFILL", "READY_TO_CAPTURE"}.intersection(value)
             if unsupported:
                 raise _not_implemented(f"orders(filter: {{status: {sorted(unsupported)}}}) (needs payments)")
-            if value and order["status"] not in value:
-                return False
+            if value:
+                tests.append(lambda order, statuses=set(value): order["status"] in statuses)
         elif key == "ids":
-            if order["id"] not in value:
-                return False
+            tests.append(lambda order, ids=set(value): order["id"] in ids)
         elif key == "numbers":
-            if str(order["number"]) not in [str(n) for n in value]:
-                return False
-        elif key == "customer":
-            haystack = " ".join(
-                str(part or "")
-                for part in (
-                    order.get("userEmail"),
-                    (order.get("billingAddress") or {}).get("firstName"),
-                    (order.get("billingAddress") or {}).get("lastName"),
-                )
-            ).lower()
-            if str(value).lower() not in haystack:
-                return False
+            tests.append(lambda order, numbers={str(n) for n in value}: str(order["number"]) in numbers)
+        elif key == "customer":  # Saleor searches the email and the customer's names
+            def matches_customer(order: Mapping[str, Any], needle: str = str(value).lower()) -> bool:
+                address = order.get("billingAddress") or {}
+                fields = (order.get("userEmail"), address.get("firstName"), address.get("lastName"))
+                return needle in " ".join(str(field or "") for field in fields).lower()
+
+            tests.append(matches_customer)
         else:
             raise _not_implemented(f"orders(filter: {{{key}: ...}})")
-    return True
+    return _all(tests)
 
 
-def _match_eq_one_of(value: Any, condition: Mapping[str, Any]) -> bool:
-    if condition.get("eq") is not None and value != condition["eq"]:
-        return False
-    if condition.get("oneOf") is not None and value not in condition["oneOf"]:
-        return False
-    return True
-
-
-def _match_where(order: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
-    """`where: OrderWhereInput` (3.22+), the subset an app needs."""
+def _compile_where(where: Mapping[str, Any]) -> OrderPredicate:
+    """`where: OrderWhereInput` (3.22+), the part an app needs, as a predicate (checked up front too)."""
+    tests: list[OrderPredicate] = []
     for key, value in where.items():
         if value is None:
             continue
         if key == "updatedAt":
-            if not _in_range(_parse_datetime(order["updatedAt"]), value, _parse_datetime):
-                return False
+            in_range = _range(value, _parse_datetime)
+            tests.append(lambda order, in_range=in_range: in_range(_updated_at(order)))
         elif key == "createdAt":
-            if not _in_range(_parse_datetime(order["created"]), value, _parse_datetime):
-                return False
+            in_range = _range(value, _parse_datetime)
+            tests.append(lambda order, in_range=in_range: in_range(_created_at(order)))
         elif key == "channelId":
-            condition = {
-                "eq": next(iter(_channel_pks([value["eq"]]))) if value.get("eq") is not None else None,
-                "oneOf": _channel_pks(value["oneOf"]) if value.get("oneOf") is not None else None,
-            }
-            if not _match_eq_one_of(_order_channel_pk(order), condition):
-                return False
+            matches = _eq_one_of(value, _channel_pk)
+            tests.append(lambda order, matches=matches: matches(_order_channel_pk(order)))
         elif key in ("status", "userEmail"):
-            if not _match_eq_one_of(order.get(key), value):
-                return False
+            tests.append(lambda order, matches=_eq_one_of(value), key=key: matches(order.get(key)))
         elif key == "number":
-            number = int(order["number"])
-            if not _match_eq_one_of(number, value) or not _in_range(number, value.get("range"), int):
-                return False
+            matches, in_range = _eq_one_of(value), _range(value.get("range"), int)
+            tests.append(lambda order, m=matches, r=in_range: m(int(order["number"])) and r(int(order["number"])))
         elif key == "ids":
-            if order["id"] not in value:
-                return False
+            tests.append(lambda order, ids=set(value): order["id"] in ids)
         elif key == "AND":
-            if not all(_match_where(order, part) for part in value):
-                return False
+            parts = [_compile_where(part) for part in value]
+            tests.append(lambda order, parts=parts: all(part(order) for part in parts))
         elif key == "OR":
-            if not any(_match_where(order, part) for part in value):
-                return False
+            parts = [_compile_where(part) for part in value]
+            tests.append(lambda order, parts=parts: any(part(order) for part in parts))
         else:
             raise _not_implemented(f"orders(where: {{{key}: ...}})")
-    return True
+    return _all(tests)
 
 
-# OrderSortField -> the model fields Saleor sorts by (and encodes in cursors), with their Python types.
+# OrderSortField -> the model fields Saleor sorts by (and encodes in cursors), from saleor/graphql/order/sorters.py.
 _SORT_FIELDS: dict[str, tuple[str, ...]] = {
     "NUMBER": ("number",),
-    "CREATED_AT": ("created", "status", "pk"),
-    "CREATION_DATE": ("created", "status", "pk"),
-    "LAST_MODIFIED_AT": ("updatedAt", "status", "pk"),
+    "CREATION_DATE": ("created", "status", "number", "pk"),
+    "CREATED_AT": ("created", "status", "number"),
+    "LAST_MODIFIED_AT": ("updatedAt", "status", "number"),
+    "STATUS": ("status", "number"),  # 3.22+
 }
 _FIELD_PARSERS = {"number": int, "created": _parse_datetime, "updatedAt": _parse_datetime, "status": str, "pk": str}
 
@@ -968,8 +989,8 @@ class FakeSaleor:
         currency = channel["currencyCode"]
         if lines is None:
             lines = [
-                {"sku": "118223581", "quantity": 1, "unit_price": 45.0, "variant_external_reference": "ERP-VAR-118223581",
-                 "product_external_reference": "ERP-PROD-PB420"},
+                {"sku": "118223581", "quantity": 1, "unit_price": 45.0,
+                 "variant_external_reference": "ERP-VAR-118223581", "product_external_reference": "ERP-PROD-PB420"},
                 {"sku": "328223580", "quantity": 2, "unit_price": 18.0, "product_name": "Monospace Tee",
                  "variant_name": "S", "category": "T-shirts"},
             ]
@@ -1048,7 +1069,12 @@ class FakeSaleor:
             "metadata": [],
             "privateMetadata": [],
             "extensions": [],
-            "accessToken": lambda info: self.dashboard_token() if info.context.kind == "staff" else None,
+            # Only staff users get an access token, minted for themselves.
+            "accessToken": lambda info: (
+                self.dashboard_token(user_permissions=info.context.claims.get("user_permissions", ()))
+                if info.context.kind == "staff"
+                else None
+            ),
             "problems": lambda info, limit=None: [
                 record for record in reversed(self.problem_records) if record["dismissed"] is None
             ][: limit or MAX_PROBLEMS_PER_APP],
@@ -1113,8 +1139,9 @@ class FakeSaleor:
         try:
             claims = jwt.decode(token, self._key.public_key(), algorithms=["RS256"], options={"verify_aud": False})
         except jwt.PyJWTError as exc:
-            return _Requestor("anonymous", jwt_error=_error(str(exc), type(exc).__name__))
-        permissions = claims.get("permissions") if claims.get("type") == "thirdparty" else claims.get("user_permissions")
+            return _Requestor("anonymous", jwt_error=(str(exc), type(exc).__name__))
+        # A thirdparty token acts with the app's permissions ∩ the user's; a user's own token with all of theirs.
+        permissions = claims.get("permissions" if claims.get("type") == "thirdparty" else "user_permissions")
         return _Requestor("staff" if claims.get("is_staff") else "anonymous", permissions or [], claims)
 
     def _answer(self, data: Any, token: str | None, record: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -1260,10 +1287,12 @@ class _Root:
         rows = [order for order in self._fake.orders.values() if order.get("status") != "DRAFT"]  # non_draft()
         if args.get("channel"):
             rows = [order for order in rows if order["channel"]["slug"] == args["channel"]]
-        if flt:
-            rows = [order for order in rows if _match_filter(order, flt)]
-        if where:
-            rows = [order for order in rows if _match_where(order, where)]
+        if flt is not None:
+            matches = _compile_filter(flt)
+            rows = [order for order in rows if matches(order)]
+        if where is not None:
+            matches = _compile_where(where)
+            rows = [order for order in rows if matches(order)]
         return _paginate(rows, sort_by, args)
 
     def channels(self, info: Any) -> list[dict[str, Any]]:

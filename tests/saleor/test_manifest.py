@@ -27,11 +27,21 @@ def schema(version: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("version", ["3.20", "3.23"])
 def test_every_document_validates_against_both_saleor_schemas(version: str) -> None:
-    documents = all_documents()
+    documents = {name: text for name, text in all_documents().items() if not name.startswith("since-3.22/")}
     assert len(documents) >= 7
     for name, text in documents.items():
         errors = validate(schema(version), parse(text))
         assert errors == [], f"{name} on Saleor {version}: {[e.message for e in errors]}"
+
+
+def test_version_gated_documents_need_3_22() -> None:
+    # appProblemCreate/Dismiss exist from Saleor 3.22: valid on 3.23, invalid on 3.20, so the app asks the version
+    # first (saleor/problems.py) and never sends them to an older Saleor.
+    gated = {name: text for name, text in all_documents().items() if name.startswith("since-3.22/")}
+    assert len(gated) == 2
+    for name, text in gated.items():
+        assert validate(schema("3.23"), parse(text)) == [], name
+        assert validate(schema("3.20"), parse(text)) != [], name
 
 
 def test_a_document_with_an_unknown_field_would_be_caught() -> None:
@@ -99,6 +109,6 @@ def test_documents_ship_inside_the_wheel(tmp_path: Path) -> None:
     )
     wheel = next(tmp_path.glob("saleor_vtmarketing-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for document in manifest_dir().glob("*.graphql"):
-        assert f"saleor_app/_manifest/{document.name}" in names
+    for document in manifest_dir().rglob("*.graphql"):
+        assert f"saleor_app/_manifest/{document.relative_to(manifest_dir()).as_posix()}" in names
     assert any(n.startswith("saleor_app/storage/migrations/versions/") for n in names)

@@ -140,7 +140,8 @@ def test_captured_signature_against_other_keys_is_unknown_kid(fake: FakeSaleor) 
 
 def test_unusable_jwks_is_unknown_kid_so_callers_refetch() -> None:
     body, signature = captured(WEBHOOK_BODIES[0])
-    for jwks in ("", "garbage", "[]", '{"keys": {}}', '{"keys": []}', '{"keys": [{"kty": "RSA", "kid": "' + CAPTURED_KID + '"}]}'):
+    key_without_material = json.dumps({"keys": [{"kty": "RSA", "kid": CAPTURED_KID}]})
+    for jwks in ("", "garbage", "[]", '{"keys": {}}', '{"keys": []}', key_without_material):
         assert kind_of(signature, body, jwks) == "unknown_kid", jwks
 
 
@@ -195,6 +196,11 @@ def _with_header(header: object, signature_segment: str = "c2ln") -> str:
 )
 def test_malformed(value: str) -> None:
     assert kind_of(value, b"{}") == "malformed"
+
+
+def test_non_string_signature_is_malformed() -> None:
+    assert kind_of(b"abc..def", b"{}") == "malformed"  # type: ignore[arg-type]
+    assert kind_of(42, b"{}") == "malformed"  # type: ignore[arg-type]
 
 
 def test_embedded_payload_is_malformed() -> None:
@@ -307,7 +313,7 @@ def test_dashboard_token_from_the_fake(fake: FakeSaleor) -> None:
     assert dashboard_kind(fake.dashboard_token(iss="http://evil/graphql/"), **kwargs) == "wrong_issuer"
     assert dashboard_kind(fake.dashboard_token(key=fake.other_key), **kwargs) == "invalid_signature"
     assert dashboard_kind(fake.dashboard_token(key=fake.other_key, kid=fake.other_kid), **kwargs) == "unknown_kid"
-    assert dashboard_kind(token, jwks=CAPTURED_JWKS, app_id=fake.app_id, api_url=fake.api_url, now=None) == "unknown_kid"
+    assert dashboard_kind(token, **dict(kwargs, jwks=CAPTURED_JWKS)) == "unknown_kid"
     # A custom permission requirement.
     verify_dashboard_token(token, jwks_json=fake.jwks_json(), app_id=fake.app_id, saleor_api_url=fake.api_url,
                            required_permission="MANAGE_ORDERS")

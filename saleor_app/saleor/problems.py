@@ -1,0 +1,117 @@
+"""Problems a merchant must act on, shown in the Saleor dashboard without opening the app (appProblemCreate,
+Saleor 3.22+). One problem per kind and channel: the app remembers what it reported and reports it once, then
+dismisses it by key when the cause is gone. On older Saleor versions it does nothing and says so once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from packaging.version import InvalidVersion, Version
+
+from saleor_app.context import AppContext
+from saleor_app.saleor.exceptions import SaleorError
+from saleor_app.storage.models import Installation
+from saleor_app.storage.repositories import AppProblemRepository, InstallationRepository
+
+log = logging.getLogger(__name__)
+
+MIN_VERSION = Version("3.22")
+
+
+def key_rejected(channel: str) -> str:
+    return f"vtmarketing-key-rejected:{channel}"[:128]
+
+
+def deliveries_failed(channel: str) -> str:
+    return f"deliveries-failed:{channel}"[:128]
+
+
+MANAGE_ORDERS_LOST = "manage-orders-lost"
+
+
+class ProblemReporter:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._told_unsupported: set[int] = set()
+        self._versions: dict[int, str] = {}
+        self._version_lock = asyncio.Lock()  # concurrent failures ask Saleor's version once
+
+    async def _supported(self, installation: Installation, token: str) -> bool:
+        async with self._version_lock:
+            version = self._versions.get(installation.id) or await self._version(installation, token)
+        if not version:
+            return False  # could not tell; ask again next time
+        self._versions[installation.id] = version
+        try:
+            supported = Version(version).release[:2] >= MIN_VERSION.release[:2]
+        except InvalidVersion:
+            supported = False
+        if not supported and installation.id not in self._told_unsupported:
+            self._told_unsupported.add(installation.id)
+            log.info("Saleor %s has no app problems (3.22+): problems are shown only on the app's page", version,
+                     extra={"installation": installation.id})
+        return supported
+
+    async def _version(self, installation: Installation, token: str) -> str | None:
+        version = installation.saleor_version
+        if version is None:
+            result = await self.ctx.saleor.execute(installation.saleor_api_url, token, "shop_version.query.graphql")
+            version = ((result.data or {}).get("shop") or {}).get("version")
+            if not version:
+                return None
+            async with self.ctx.db.transaction() as session:
+                stored = await InstallationRepository(session).get(installation.id)
+                if stored is not None:
+                    stored.saleor_version = version
+            installation.saleor_version = version
+        return version
+
+    async def report(self, installation: Installation, key: str, message: str) -> None:
+        async with self.ctx.db.session() as session:
+            if await AppProblemRepository(session).get(installation.id, key) is not None:
+                return  # already shown: one problem per kind and channel
+        token = self.ctx.secrets.decrypt(installation.token_encrypted)
+        try:
+            if not await self._supported(installation, token):
+                return
+        except SaleorError as exc:
+            log.warning("could not ask Saleor's version: %s", exc, extra={"installation": installation.id})
+            return
+        # Claim the key first: concurrent deliveries (or workers) failing alike report it once.
+        async with self.ctx.db.transaction() as session:
+            if not await AppProblemRepository(session).claim(installation.id, key, message):
+                return
+        try:
+            result = await self.ctx.saleor.execute(
+                installation.saleor_api_url, token, "since-3.22/app_problem_create.mutation.graphql",
+                {"input": {"message": message[:2048], "key": key}},
+            )
+            errors = ((result.data or {}).get("appProblemCreate") or {}).get("errors") or result.errors
+        except SaleorError as exc:
+            errors = [str(exc)]
+        if errors:
+            log.warning("could not report problem %s: %s", key, errors, extra={"installation": installation.id})
+            async with self.ctx.db.transaction() as session:  # let a later failure try again
+                await AppProblemRepository(session).remove(installation.id, key)
+
+    async def dismiss(self, installation: Installation, keys: list[str]) -> None:
+        async with self.ctx.db.session() as session:
+            repo = AppProblemRepository(session)
+            present = [k for k in keys if await repo.get(installation.id, k) is not None]
+        if not present:
+            return  # the common case: nothing was reported, nothing to ask Saleor
+        token = self.ctx.secrets.decrypt(installation.token_encrypted)
+        try:
+            result = await self.ctx.saleor.execute(
+                installation.saleor_api_url, token, "since-3.22/app_problem_dismiss.mutation.graphql", {"keys": present}
+            )
+        except SaleorError as exc:
+            log.warning("could not dismiss problems %s: %s", present, exc, extra={"installation": installation.id})
+            return
+        if ((result.data or {}).get("appProblemDismiss") or {}).get("errors") or result.errors:
+            log.warning("Saleor refused to dismiss %s", present, extra={"installation": installation.id})
+            return
+        async with self.ctx.db.transaction() as session:
+            for key in present:
+                await AppProblemRepository(session).remove(installation.id, key)
