@@ -59,6 +59,7 @@ class DeliveryWorker:
         self.concurrency = concurrency or ctx.settings.delivery_concurrency
         self._in_flight: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
+        self.sleeping = asyncio.Event()  # set while the loop waits for a wake-up or its poll (tests, health)
         self.problems = ProblemReporter(ctx)
         self._periodic: list = []  # (interval seconds, coroutine function) run between claims: reconcile, prune
 
@@ -88,7 +89,10 @@ class DeliveryWorker:
                 await self._run_periodic()
                 if claimed and len(self._in_flight) < self.concurrency:
                     continue  # there may be more due right now
-                await self.ctx.signal.wait(await self._sleep_budget())
+                budget = await self._sleep_budget()
+                self.sleeping.set()
+                await self.ctx.signal.wait(budget)
+                self.sleeping.clear()
         finally:
             await self._drain(grace_seconds)
             if listener:

@@ -1,0 +1,91 @@
+"""The operator's CLI: channel settings (keys masked) and the delivery log, on the same records as the page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from saleor_app.cli import app
+from saleor_app.config import Settings
+from saleor_app.context import AppContext
+from saleor_app.storage.models import DeliveryStatus
+from saleor_app.storage.repositories import DeliveryRepository, InstallationRepository, NewDelivery
+
+API_URL = "https://shop.example.com/graphql/"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    values = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "SECRET_KEY": "cli-test-secret",
+        "ALLOWED_SALEOR_API_URLS": "https://*.example.com/graphql/",
+        "LOG_FORMAT": "text",
+        "COLUMNS": "200",  # rich tables would wrap at 80 columns
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+
+    async def seed() -> None:
+        ctx = AppContext.create(Settings())
+        await ctx.db.migrate()
+        async with ctx.db.transaction() as session:
+            installation = await InstallationRepository(session).save_registration(
+                saleor_api_url=API_URL, app_id="QXBwOjQ=", token_encrypted=ctx.secrets.encrypt("t" * 30), jwks='{"keys": []}'
+            )
+            repo = DeliveryRepository(session)
+            for number, status in (("1", "failed"), ("2", "delivered"), ("3", "failed")):
+                await repo.add_if_new(NewDelivery(installation.id, f"order-{number}", number, "default-channel",
+                                                  json.dumps({"order": {"id": f"order-{number}"}}), "webhook", status=status,
+                                                  reason="VTmarketing refused the event" if status == "failed" else "ok"))
+        await ctx.aclose()
+
+    asyncio.run(seed())
+    return tmp_path
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_channels_set_and_list_mask_the_key(env) -> None:  # type: ignore[no-untyped-def]
+    result = run("channels", "set", "--saleor-api-url", API_URL, "--channel", "default-channel",
+                 "--api-key", "secret-api-key-9876", "--item-id", "variant-id")
+    assert result.exit_code == 0, result.output
+    assert "9876" in result.output and "secret-api-key" not in result.output
+    listed = run("channels", "list")
+    assert listed.exit_code == 0
+    assert "default-channel" in listed.output and "variant-id" in listed.output
+    assert "secret-api-key" not in listed.output
+    assert b"secret-api-key-9876" not in (env / "cli.db").read_bytes()
+    # Partial update: the key stays, the toggle changes.
+    assert run("channels", "set", "--saleor-api-url", API_URL, "--channel", "default-channel", "--disabled").exit_code == 0
+    assert "False" in run("channels", "list").output and "9876" in run("channels", "list").output
+
+
+def test_channels_set_rejects_bad_values_readably(env) -> None:  # type: ignore[no-untyped-def]
+    result = run("channels", "set", "--saleor-api-url", API_URL, "--channel", "c", "--item-id", "ean")
+    assert result.exit_code == 1 and "Item id must be one of" in result.output
+    result = run("channels", "set", "--saleor-api-url", "https://unknown.example.com/graphql/", "--channel", "c")
+    assert result.exit_code == 1 and "No installation" in result.output
+
+
+def test_deliveries_list_and_retry(env) -> None:  # type: ignore[no-untyped-def]
+    listed = run("deliveries", "list", "--status", "failed")
+    assert listed.exit_code == 0
+    assert "refused" in listed.output and listed.output.count("failed") >= 2
+    assert run("deliveries", "list", "--status", "nonsense").exit_code == 1
+    retried = run("deliveries", "retry", "--all-failed")
+    assert retried.exit_code == 0 and "2 failed deliveries queued again" in retried.output
+    assert "pending" in run("deliveries", "list").output
+    assert run("deliveries", "retry").exit_code == 2  # neither an id nor --all-failed
+
+
+def test_every_command_has_help() -> None:
+    for command in (["serve"], ["migrate"], ["worker"], ["backfill"], ["reconcile"], ["installations"],
+                    ["channels", "set"], ["channels", "list"], ["deliveries", "list"], ["deliveries", "retry"]):
+        result = run(*command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output, command
