@@ -51,3 +51,11 @@ def test_allow_list_with_wildcards() -> None:
     assert not settings.is_saleor_api_url_allowed("https://evil.example.com/graphql/")
     assert not settings.is_saleor_api_url_allowed("http://127.0.0.1:8000/graphql/")
     assert Settings().is_saleor_api_url_allowed("http://anything/graphql/")  # unset: allow all (warned at start)
+
+
+def test_issue_named_variables_are_read(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DELIVERY_MAX_AGE", "7200")
+    monkeypatch.setenv("RECONCILE_INTERVAL", "0")
+    monkeypatch.setenv("DELIVERY_RETRY_BASE_SECONDS", "0.5")
+    settings = load_settings()
+    assert (settings.delivery_max_age_seconds, settings.reconcile_interval_seconds, settings.delivery_retry_base_seconds) == (7200, 0, 0.5)

@@ -130,6 +130,8 @@ class DeliveryWorker:
 
     async def _sleep_budget(self) -> float:
         budget = self.settings.delivery_poll_seconds
+        if len(self._in_flight) >= self.concurrency:
+            return budget  # every slot is busy: a finishing delivery wakes the loop
         async with self.ctx.db.session() as session:
             next_due = await DeliveryRepository(session).next_due_at()
         if next_due is not None:
