@@ -35,6 +35,10 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 86400),
         )
         self.reconcile_checked = Counter("vtm_reconcile_orders_checked_total", "Orders looked at by reconciliation", registry=r)
+        self.reconcile_last_pass = Gauge(
+            "vtm_reconcile_last_pass_timestamp_seconds", "When the last reconciliation pass ended, per installation",
+            ["installation"], registry=r,
+        )
         self.reconcile_recovered = Counter(
             "vtm_reconcile_orders_recovered_total", "Orders reconciliation queued that no webhook had brought", registry=r
         )

@@ -3,6 +3,7 @@ VTmarketing. Everything talks over 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -105,23 +106,39 @@ class RunningApp:
         return await self.client.post("/api/webhooks/order-confirmed", content=body, headers=saleor.webhook_headers(body))
 
 
-async def start_app(settings: Settings, *, run_worker: bool) -> AsyncIterator[RunningApp]:
-    app = create_app(settings, run_worker=run_worker)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-            yield RunningApp(app, client)
+class start_app:  # noqa: N801 - reads as a function: `async with start_app(settings, run_worker=False) as app:`
+    """Run the app (lifespan included) in this event loop, reached through an in-memory ASGI transport."""
+
+    def __init__(self, settings: Settings, *, run_worker: bool) -> None:
+        self._settings, self._run_worker = settings, run_worker
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> RunningApp:
+        app = create_app(self._settings, run_worker=self._run_worker)
+        await self._stack.enter_async_context(app.router.lifespan_context(app))
+        client = await self._stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000")
+        )
+        return RunningApp(app, client)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def __aiter__(self) -> AsyncIterator[RunningApp]:
+        """Also usable as `async for app in start_app(...)` (one iteration)."""
+        async with self as running:
+            yield running
 
 
 @pytest.fixture
 async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
     """The app without its background worker: tests drive delivery with `worker.run_until_idle()`."""
-    async for running in start_app(settings, run_worker=False):
+    async with start_app(settings, run_worker=False) as running:
         yield running
 
 
 @pytest.fixture
 async def live_app(settings: Settings) -> AsyncIterator[RunningApp]:
     """The app with its in-process worker running, as `serve` runs it."""
-    async for running in start_app(settings, run_worker=True):
+    async with start_app(settings, run_worker=True) as running:
         yield running

@@ -137,6 +137,7 @@ class Reconciler:
                 stored.last_reconcile_error = error
                 if error is None:
                     stored.reconcile_watermark = started
+        self.ctx.metrics.reconcile_last_pass.labels(str(installation.id)).set(utcnow().timestamp())
         self.ctx.metrics.reconcile_checked.inc(checked)
         self.ctx.metrics.reconcile_recovered.inc(recovered)
         if recovered or error:

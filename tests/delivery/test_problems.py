@@ -77,7 +77,7 @@ async def test_old_saleor_gets_no_problem_mutations_and_nothing_breaks(tmp_path,
     caplog.set_level(logging.INFO)
     with FakeSaleor(schema_version="3.20", saleor_version="3.20.119") as old:
         settings = make_settings(database_url, tmp_path, fake_vtm.api_url)
-        async for running in start_app(settings, run_worker=False):
+        async with start_app(settings, run_worker=False) as running:
             assert (await running.register(old)).status_code == 200
             await configure(running, old, api_key="bad-key-0003")
             fake_vtm.accept_keys("another-key")

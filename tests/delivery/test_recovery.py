@@ -50,6 +50,9 @@ async def test_order_confirmed_while_the_app_was_down_is_sent_once(running_app, 
     assert again.recovered == 0
     inst = await installation(running_app)
     assert inst.last_reconcile_at is not None and inst.last_reconcile_checked == again.checked
+    metrics = (await running_app.client.get("/metrics")).text
+    assert "vtm_reconcile_orders_recovered_total 1.0" in metrics
+    assert f'vtm_reconcile_last_pass_timestamp_seconds{{installation="{inst.id}"}}' in metrics
 
 
 async def test_a_pass_with_nothing_missing_costs_one_query(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]

@@ -34,7 +34,7 @@ async def deliver_two_in_a_row(web, saleor, vtm, worker) -> None:  # type: ignor
 
 async def test_in_process_worker_is_woken_by_intake(database_url, tmp_path, fake_saleor, fake_vtm) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(database_url, tmp_path, fake_vtm.api_url, **SLOW_POLL)
-    async for web in start_app(settings, run_worker=True):
+    async with start_app(settings, run_worker=True) as web:
         assert (await web.register(fake_saleor)).status_code == 200
         await configure(web, fake_saleor)
         await deliver_two_in_a_row(web, fake_saleor, fake_vtm, web.worker)
@@ -47,7 +47,7 @@ async def test_worker_in_another_process_is_woken_by_notify(tmp_path, fake_saleo
     web_settings = make_settings(url, tmp_path, fake_vtm.api_url, secret_key="shared-secret", **SLOW_POLL)
     # A separate context: its own engine and its own in-process signal, so only a NOTIFY can reach it.
     worker_ctx = AppContext.create(make_settings(url, tmp_path, fake_vtm.api_url, secret_key="shared-secret", **SLOW_POLL))
-    async for web in start_app(web_settings, run_worker=False):
+    async with start_app(web_settings, run_worker=False) as web:
         assert (await web.register(fake_saleor)).status_code == 200
         await configure(web, fake_saleor)
         worker = build_worker(worker_ctx)

@@ -26,6 +26,7 @@ captured bodies byte for byte). Stopping the HTTP server costs ~0.2 s: a module-
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -677,6 +678,7 @@ class FakeSaleor:
             # Observation and failure switches.
             self.graphql_requests: list[dict[str, Any]] = []
             self.graphql_status_override: int | None = None
+            self.graphql_latency = 0.0  # seconds before each GraphQL answer (to catch a client mid-walk)
             self.jwks_requests = 0
             self.jwks_status_override: int | None = None
 
@@ -1100,6 +1102,8 @@ class FakeSaleor:
 
     async def _graphql_endpoint(self, request: Request) -> Response:
         raw = await request.body()
+        if self.graphql_latency:
+            await asyncio.sleep(self.graphql_latency)
         token = _bearer_token(request.headers)
         with self._lock:
             record: dict[str, Any] = {"query": None, "variables": None, "operationName": None, "token": token,

@@ -75,7 +75,7 @@ async def test_missing_token_is_400(running_app, fake_saleor: FakeSaleor) -> Non
 
 async def test_disallowed_saleor_is_403_with_a_message_the_dashboard_shows(tmp_path, database_url, fake_saleor) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(database_url, tmp_path, allowed_saleor_api_urls="https://shop.example.com/graphql/,https://*.trusted.com/graphql/")
-    async for running in start_app(settings, run_worker=False):
+    async with start_app(settings, run_worker=False) as running:
         response = await running.register(fake_saleor)
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "SALEOR_URL_PROHIBITED"
@@ -86,7 +86,7 @@ async def test_disallowed_saleor_is_403_with_a_message_the_dashboard_shows(tmp_p
 
 async def test_allow_list_wildcards_admit_a_matching_saleor(tmp_path, database_url, fake_saleor) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(database_url, tmp_path, allowed_saleor_api_urls="http://127.0.0.1:*/graphql/")
-    async for running in start_app(settings, run_worker=False):
+    async with start_app(settings, run_worker=False) as running:
         assert (await running.register(fake_saleor)).status_code == 200
 
 
