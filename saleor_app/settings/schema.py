@@ -427,7 +427,7 @@ class Query:
         status: str | None = None,
         channel: str | None = None,
         search: str | None = None,
-        first: int = DEFAULT_PAGE_SIZE,
+        first: int | None = DEFAULT_PAGE_SIZE,
         after: str | None = None,
     ) -> DeliveryConnection:
         context = _context(info)
@@ -442,7 +442,7 @@ class Query:
                 status=status or None,
                 channel=channel or None,
                 search=(search or "").strip() or None,
-                first=max(1, min(first, MAX_PAGE_SIZE)),
+                first=max(1, min(first or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)),
                 after=after_id,
             )
         except AppError as exc:
@@ -561,5 +561,5 @@ class SettingsSchema(strawberry.Schema):
 schema = SettingsSchema(
     query=Query,
     mutation=Mutation,
-    extensions=[MaskErrors(should_mask_error=_unexpected, error_message="Unexpected error; see the app's logs.")],
+    extensions=[lambda: MaskErrors(should_mask_error=_unexpected, error_message="Unexpected error; see the app's logs.")],
 )
