@@ -304,7 +304,7 @@ class DeliveryWorker:
         event_body = body.decode()
         message = result.message
         if result.http_status and str(result.http_status) not in message:
-            message = f"VTmarketing answered {result.http_status}: {message}"
+            message = f"HTTP {result.http_status}: {message}"
         channel = delivery.channel_slug or ""
         if result.outcome == "delivered":
             return Verdict(
@@ -312,7 +312,7 @@ class DeliveryWorker:
                 resolves=(problems.key_rejected(channel), problems.deliveries_failed(channel), problems.MANAGE_ORDERS_LOST),
             )
         if result.outcome == "failed":
-            verdict = Verdict(DeliveryStatus.FAILED.value, f"VTmarketing refused the event: {message}", event_body=event_body)
+            verdict = Verdict(DeliveryStatus.FAILED.value, f"VTmarketing refused the event ({message})", event_body=event_body)
             if result.rejected_key:
                 verdict.problem = (
                     problems.key_rejected(channel),
@@ -320,7 +320,7 @@ class DeliveryWorker:
                     "Paste a valid key in the VTmarketing app's settings, then resend the failed orders.",
                 )
             return verdict
-        verdict = self._retry_or_fail(delivery, message, result.retry_after)
+        verdict = self._retry_or_fail(delivery, f"VTmarketing could not take the event ({message})", result.retry_after)
         verdict.event_body = event_body
         return verdict
 
