@@ -181,7 +181,7 @@ def deliveries_list(
                       f"{v.received_at:%Y-%m-%d %H:%M:%S}", v.reason or "")
     console.print(table)
     if more:
-        console.print(f"(more: raise --limit)")
+        console.print("(more: raise --limit)")
 
 
 @deliveries_app.command("retry")

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +65,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code
         )
+
+    # The database failing under any request (unreachable, read-only, full): "not now", so callers retry (Saleor
+    # does on 5xx), rather than a bare 500. A refused connection surfaces from asyncpg as a plain OSError.
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error("answering 503 %s: %s", request.url.path, type(exc).__name__)  # its text may quote stored data
+        error = ServiceUnavailable("The app cannot reach its database right now; try again shortly.")
+        return JSONResponse({"success": False, "error": {"code": error.code, "message": error.message}}, status_code=503)

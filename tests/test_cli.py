@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from saleor_app.cli import app
 from saleor_app.config import Settings
 from saleor_app.context import AppContext
-from saleor_app.storage.models import DeliveryStatus
 from saleor_app.storage.repositories import DeliveryRepository, InstallationRepository, NewDelivery
 
 API_URL = "https://shop.example.com/graphql/"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import logging
 
-from sqlalchemy.exc import OperationalError, DatabaseError
+from sqlalchemy.exc import SQLAlchemyError
 
 from saleor_app.context import AppContext
 from saleor_app.errors import BadRequest, ServiceUnavailable
@@ -31,8 +31,9 @@ async def store_deliveries(ctx: AppContext, deliveries: list[NewDelivery]) -> li
             ids = [await repo.add_if_new(new) for new in deliveries]
             if any(ids):
                 await ctx.signal.notify_in(session)
-    except (OperationalError, DatabaseError) as exc:
-        # Full disk, read-only or unreachable database: make Saleor retry rather than lose the order.
+    except (SQLAlchemyError, OSError) as exc:
+        # Full disk, read-only or unreachable database: make Saleor retry rather than lose the order. (asyncpg's
+        # read-only and disk-full errors arrive as plain DBAPIError, a refused connection as a bare OSError.)
         log.error("could not store %d order(s): %s", len(deliveries), type(exc).__name__)
         raise ServiceUnavailable("The app cannot store the order right now; Saleor will retry.") from None
     if any(ids):

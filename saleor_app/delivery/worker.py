@@ -10,7 +10,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from saleor_app.context import AppContext
 from saleor_app.delivery.orders import to_order_data

@@ -41,6 +41,8 @@ class InstallationService:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self._last_jwks_refetch: dict[int, float] = {}
+        # The keys that refetch got, offered while the rate limit holds (see _refetch_jwks).
+        self._refetched_jwks: dict[int, str] = {}
 
     async def register(self, headers: Mapping[str, str], auth_token: str | None) -> Installation:
         """The SDK's register handler, in its order: URL, allow-list, token, proof, JWKS, store."""
@@ -108,13 +110,18 @@ class InstallationService:
         """Saleor rotates its single key without overlap: fetch the keys once more (rate-limited). None: nothing new."""
         now = time.monotonic()
         if now - self._last_jwks_refetch.get(installation.id, -1e9) < JWKS_REFETCH_MIN_INTERVAL:
-            return None
+            # Rate-limited, but the keys fetched moments ago may be new: a forged request can trigger that refetch
+            # just before Saleor's first webhook signed by a rotated key, which must not be refused for it.
+            recent = self._refetched_jwks.get(installation.id)
+            return recent if recent is not None and recent != installation.jwks else None
         self._last_jwks_refetch[installation.id] = now
+        self._refetched_jwks.pop(installation.id, None)
         try:
             jwks = await self.ctx.saleor.fetch_jwks(installation.saleor_api_url)
         except SaleorError as exc:
             log.warning("JWKS refetch failed for installation %s: %s", installation.id, exc)
             return None
+        self._refetched_jwks[installation.id] = jwks
         return None if jwks == installation.jwks else jwks
 
     async def mark_uninstalled(self, installation: Installation, reason: str) -> None:

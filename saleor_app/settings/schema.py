@@ -23,11 +23,16 @@ from strawberry.types import Info
 from saleor_app.context import AppContext
 from saleor_app.delivery.service import STATUS_VALUES, DeliveryService, DeliveryView
 from saleor_app.errors import AppError
-from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
-from saleor_app.secrets import SecretUnreadable
 from saleor_app.settings.auth import DashboardUser
 from saleor_app.settings.exceptions import InvalidChannelSettings
-from saleor_app.settings.service import ITEM_ID_VALUES, ORDER_ID_VALUES, ChannelSettingsService, ChannelSettingsView
+from saleor_app.settings.service import (
+    ITEM_ID_VALUES,
+    ORDER_ID_VALUES,
+    ChannelOverviewItem,
+    ChannelSettingsService,
+    ChannelSettingsView,
+    channel_overview,
+)
 from saleor_app.settings.test_event import TestEventService
 from saleor_app.storage.models import Installation
 
@@ -64,16 +69,16 @@ class SettingsContext(BaseContext):
         super().__init__()
         self.ctx = ctx
         self.user = user
-        self._channels: asyncio.Future[ChannelOverview] | None = None
+        self._channels: asyncio.Future[LoadedChannels] | None = None
 
     @property
     def installation(self) -> Installation:
         return self.user.installation
 
-    def channel_overview(self) -> asyncio.Future["ChannelOverview"]:
+    def channel_overview(self) -> asyncio.Future["LoadedChannels"]:
         """Saleor's channels merged with the stored settings; asked once per request however many fields need it."""
         if self._channels is None:
-            self._channels = asyncio.ensure_future(load_channel_overview(self.ctx, self.installation))
+            self._channels = asyncio.ensure_future(load_channels(self.ctx, self.installation))
         return self._channels
 
 
@@ -294,76 +299,32 @@ class RetryFailedPayload:
 
 
 @dataclass
-class ChannelOverview:
+class LoadedChannels:
     channels: list[Channel]
     error: UserError | None
 
 
-async def load_channel_overview(ctx: AppContext, installation: Installation) -> ChannelOverview:
-    """Every channel Saleor has (live, with the app token) with its settings and counts, then stored settings of
-    channels Saleor no longer has. When Saleor cannot be asked: the stored settings and an error saying why."""
-    stored = {view.channel: view for view in await ChannelSettingsService(ctx).list(installation.id)}
-    counts = await DeliveryService(ctx).counts(installation.id)
-    live: list[dict[str, Any]] | None = None
-    error: UserError | None = None
-    try:
-        token = ctx.secrets.decrypt(installation.token_encrypted)
-        live = await ctx.saleor.channels(installation.saleor_api_url, token)
-    except SecretUnreadable:
-        error = UserError(
-            code="TOKEN_UNREADABLE",
-            message="The app's Saleor token cannot be read (SECRET_KEY changed). Reinstall the app. "
-            "Showing the stored settings only.",
-        )
-    except SaleorPermissionDenied:
-        error = UserError(
-            code="SALEOR_REFUSED",
-            message="Saleor refused the app's token, so the channel list could not be read. "
-            "Showing the stored settings only.",
-        )
-    except SaleorError as exc:
-        log.warning("channels of installation %s could not be read: %s", installation.id, exc)
-        error = UserError(
-            code="SALEOR_UNREACHABLE",
-            message="Saleor could not be reached to list the channels. Showing the stored settings only; "
-            "reload to try again.",
-        )
-
-    channels: list[Channel] = []
-    seen: set[str] = set()
-    for item in live or []:
-        slug = str(item.get("slug") or "")
-        if not slug or slug in seen:
-            continue
-        seen.add(slug)
-        view = stored.get(slug) or ChannelSettingsView.of(None, slug)
-        channels.append(
-            _channel(view, counts.get(slug), id=item.get("id"), name=item.get("name") or slug,
-                     currency_code=item.get("currencyCode"), is_active=item.get("isActive"), exists=True)
-        )
-    for slug in sorted(set(stored) - seen):
-        channels.append(
-            _channel(stored[slug], counts.get(slug), id=None, name=slug, currency_code=None, is_active=None,
-                     exists=False if live is not None else None)
-        )
-    return ChannelOverview(channels=channels, error=error)
+async def load_channels(ctx: AppContext, installation: Installation) -> LoadedChannels:
+    overview = await channel_overview(ctx, installation)
+    error = UserError(code=overview.error_code, message=overview.error_message or "") if overview.error_code else None
+    return LoadedChannels([_channel(item) for item in overview.channels], error)
 
 
-def _channel(view: ChannelSettingsView, counts: dict[str, int] | None, *, id: Any, name: str,  # noqa: A002
-             currency_code: str | None, is_active: bool | None, exists: bool | None) -> Channel:
+def _channel(item: ChannelOverviewItem) -> Channel:
+    view = item.settings
     return Channel(
-        id=strawberry.ID(str(id)) if id else None,
+        id=strawberry.ID(str(item.saleor_id)) if item.saleor_id else None,
         slug=view.channel,
-        name=str(name),
-        currency_code=currency_code,
-        is_active=is_active,
-        exists_in_saleor=exists,
+        name=item.name,
+        currency_code=item.currency_code,
+        is_active=item.is_active,
+        exists_in_saleor=item.exists_in_saleor,
         enabled=view.enabled,
         api_key_hint=view.api_key_hint,
         item_id=view.item_id,
         order_id=view.order_id,
         configured=view.configured,
-        delivery_counts=DeliveryCounts.of(counts),
+        delivery_counts=DeliveryCounts.of(item.counts),
     )
 
 

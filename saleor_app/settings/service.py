@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from saleor_app.context import AppContext
+from saleor_app.delivery.service import DeliveryService
+from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor import problems
 from saleor_app.saleor.problems import ProblemReporter
-from saleor_app.secrets import mask_secret
+from saleor_app.secrets import SecretUnreadable, mask_secret
 from saleor_app.settings.exceptions import InvalidChannelSettings, UnknownInstallationUrl
 from saleor_app.storage.models import ChannelSettings, Installation, ItemIdSource, OrderIdSource
 from saleor_app.storage.repositories import ChannelSettingsRepository, InstallationRepository
+
+log = logging.getLogger(__name__)
 
 ITEM_ID_VALUES = [v.value for v in ItemIdSource]
 ORDER_ID_VALUES = [v.value for v in OrderIdSource]
@@ -118,3 +123,67 @@ class ChannelSettingsService:
             installation = await InstallationRepository(session).get(installation_id)
         if installation is not None:
             await ProblemReporter(self.ctx).dismiss(installation, [problems.key_rejected(channel)])
+
+
+@dataclass(frozen=True)
+class ChannelOverviewItem:
+    """One channel as the merchant sees it: Saleor's facts (None when unknown), the settings and delivery counts."""
+
+    settings: ChannelSettingsView
+    counts: dict[str, int]
+    saleor_id: str | None
+    name: str
+    currency_code: str | None
+    is_active: bool | None
+    exists_in_saleor: bool | None  # False: settings kept for a channel Saleor no longer has; None: Saleor not asked
+
+
+@dataclass(frozen=True)
+class ChannelOverview:
+    channels: list[ChannelOverviewItem] = field(default_factory=list)
+    error_code: str | None = None  # why only stored settings are shown
+    error_message: str | None = None
+
+
+async def channel_overview(ctx: AppContext, installation: Installation) -> ChannelOverview:
+    """Every channel Saleor has (live, with the app token) with its settings and counts, then stored settings of
+    channels Saleor no longer has. When Saleor cannot be asked: the stored settings and an error saying why."""
+    stored = {view.channel: view for view in await ChannelSettingsService(ctx).list(installation.id)}
+    counts = await DeliveryService(ctx).counts(installation.id)
+    live: list[dict] | None = None
+    error_code = error_message = None
+    try:
+        token = ctx.secrets.decrypt(installation.token_encrypted)
+        live = await ctx.saleor.channels(installation.saleor_api_url, token)
+    except SecretUnreadable:
+        error_code = "TOKEN_UNREADABLE"
+        error_message = ("The app's Saleor token cannot be read (SECRET_KEY changed). Reinstall the app. "
+                         "Showing the stored settings only.")
+    except SaleorPermissionDenied:
+        error_code = "SALEOR_REFUSED"
+        error_message = ("Saleor refused the app's token, so the channel list could not be read. "
+                         "Showing the stored settings only.")
+    except SaleorError as exc:
+        log.warning("channels of installation %s could not be read: %s", installation.id, exc)
+        error_code = "SALEOR_UNREACHABLE"
+        error_message = ("Saleor could not be reached to list the channels. Showing the stored settings only; "
+                         "reload to try again.")
+
+    items: list[ChannelOverviewItem] = []
+    seen: set[str] = set()
+    for channel in live or []:
+        slug = str(channel.get("slug") or "")
+        if not slug or slug in seen:
+            continue
+        seen.add(slug)
+        items.append(ChannelOverviewItem(
+            settings=stored.get(slug) or ChannelSettingsView.of(None, slug), counts=counts.get(slug, {}),
+            saleor_id=channel.get("id"), name=str(channel.get("name") or slug), currency_code=channel.get("currencyCode"),
+            is_active=channel.get("isActive"), exists_in_saleor=True,
+        ))
+    for slug in sorted(set(stored) - seen):
+        items.append(ChannelOverviewItem(
+            settings=stored[slug], counts=counts.get(slug, {}), saleor_id=None, name=slug, currency_code=None,
+            is_active=None, exists_in_saleor=False if live is not None else None,
+        ))
+    return ChannelOverview(items, error_code, error_message)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
 from saleor_app.storage.models import Delivery, DeliveryAttempt, Installation, utcnow
 from tests.delivery.conftest import configure
 from tests.fakes.saleor import FakeSaleor
-from tests.fakes.vtmarketing import FakeVTMarketing
 
 
 async def the_delivery(running_app) -> Delivery:  # type: ignore[no-untyped-def]
@@ -170,7 +168,7 @@ async def test_one_line_query_per_order_whatever_the_lines(running_app, installe
     for i, line in enumerate(many_lines):
         line["variant"] = dict(line["variant"], sku=f"SKU-{i % 7}")
     order_a = await place_order(running_app, installed, lines=many_lines)
-    order_b = await place_order(running_app, installed)
+    await place_order(running_app, installed)
     await worker.run_until_idle()
     assert len(order_lines_queries(installed)) == 2
     (event,) = fake_vtm.events_for(order_a["number"])

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-from sqlalchemy import update
 
-from saleor_app.storage.models import Delivery, utcnow
 from saleor_app.worker_runtime import build_worker
 from tests.conftest import start_app
 from tests.delivery.conftest import configure

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from saleor_app.delivery import recovery
 from saleor_app.delivery.recovery import Reconciler, backfill
 from saleor_app.saleor.exceptions import SaleorError
 from saleor_app.storage.models import BackfillCursor, Delivery, Installation
-from tests.delivery.conftest import configure, installation_id
+from tests.delivery.conftest import configure
 
 
 async def installation(running_app) -> Installation:  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import text
 
 from saleor_app.storage.repositories import InstallationRepository
