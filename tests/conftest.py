@@ -3,6 +3,8 @@ VTmarketing. Everything talks over 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import os
 import uuid
@@ -21,7 +23,33 @@ from saleor_app.saleor.manifest import ORDER_CONFIRMED
 from tests.fakes.saleor import FakeSaleor
 from tests.fakes.vtmarketing import FakeVTMarketing
 
+def _private_postgres_database(url: str) -> str:
+    """A database of this test run's own (created now, dropped at exit), so two runs on one server never meet."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"vtm_test_{os.getpid()}"
+    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def run(statement: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(run(f"CREATE DATABASE {name}"))
+    atexit.register(lambda: asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+if TEST_DATABASE_URL and not os.environ.get("VTM_TEST_DATABASE_PRIVATE"):
+    # Subprocesses started by tests inherit the private URL and must not make their own.
+    os.environ["TEST_DATABASE_URL"] = TEST_DATABASE_URL = _private_postgres_database(TEST_DATABASE_URL)
+    os.environ["VTM_TEST_DATABASE_PRIVATE"] = "1"
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
 
 
