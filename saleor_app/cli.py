@@ -68,7 +68,7 @@ def serve(
 
     settings = _settings()
     uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port, log_level=settings.log_level.lower(),
-                access_log=False, timeout_graceful_shutdown=25)
+                access_log=False, timeout_graceful_shutdown=25, log_config=None)  # uvicorn's lines use our handler
 
 
 @app.command()
@@ -85,6 +85,8 @@ def migrate() -> None:
 @app.command("worker")
 def worker_command(
     concurrency: Optional[int] = typer.Option(None, help="Deliveries in flight at once (default DELIVERY_CONCURRENCY)."),
+    http_port: Optional[int] = typer.Option(None, help="Serve /healthz, /readyz and /metrics of this worker on this port."),
+    host: str = typer.Option("0.0.0.0", help="Interface for --http-port."),
 ) -> None:
     """Run a delivery worker alone (scale-out on PostgreSQL: run as many as you like)."""
     from saleor_app.worker_runtime import build_worker
@@ -93,12 +95,29 @@ def worker_command(
 
     async def run(ctx) -> None:  # type: ignore[no-untyped-def]
         worker = build_worker(ctx, concurrency=concurrency)
+        server = _worker_http_server(ctx, host, http_port) if http_port else None
+        server_task = asyncio.create_task(server._serve()) if server else None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
-        await worker.run()
+        try:
+            await worker.run()
+        finally:
+            if server is not None and server_task is not None:
+                server.should_exit = True
+                await server_task
 
     _with_context(settings, run)
+
+
+def _worker_http_server(ctx, host: str, port: int):  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from saleor_app.observability import create_worker_http_app
+
+    config = uvicorn.Config(create_worker_http_app(ctx), host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    # Served with `_serve()`, not `serve()`: the worker owns SIGTERM (finish in-flight deliveries, then stop).
+    return uvicorn.Server(config)
 
 
 async def _installation(ctx, saleor_api_url: str):  # type: ignore[no-untyped-def]

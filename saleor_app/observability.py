@@ -46,3 +46,17 @@ async def metrics(request: Request, ctx: AppContext = Depends(get_context)) -> R
     ctx.metrics.queue_depth.set(depth)
     ctx.metrics.oldest_pending_age.set((utcnow() - oldest).total_seconds() if oldest else 0)
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_worker_http_app(ctx: AppContext):  # type: ignore[no-untyped-def]
+    """What a standalone `worker` serves when given a port: its own health and metrics (its delivery counters and
+    VTmarketing timings live in its process, so no web replica can report them)."""
+    from fastapi import FastAPI
+
+    from saleor_app.errors import install_error_handlers
+
+    app = FastAPI(title="saleor-vtmarketing worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

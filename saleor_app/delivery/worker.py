@@ -23,7 +23,12 @@ from saleor_app.saleor.problems import ProblemReporter
 from saleor_app.saleor.payloads import OrderLineDetail, PayloadError, parse_order_confirmed
 from saleor_app.secrets import SecretUnreadable
 from saleor_app.storage.models import Delivery, DeliverySource, DeliveryStatus, Installation, utcnow
-from saleor_app.storage.repositories import ChannelSettingsRepository, DeliveryRepository, InstallationRepository
+from saleor_app.storage.repositories import (
+    AppProblemRepository,
+    ChannelSettingsRepository,
+    DeliveryRepository,
+    InstallationRepository,
+)
 from saleor_app.vtmarketing.mapping import MappingError, build_confirmation_event, encode_event
 from saleor_app.vtmarketing.models import MappingOptions
 
@@ -67,7 +72,7 @@ class DeliveryWorker:
 
     def add_periodic(self, interval: float, job) -> None:  # type: ignore[no-untyped-def]
         if interval > 0:
-            self._periodic.append([interval, job, 0.0, None])
+            self._periodic.append([interval, job, float("-inf"), None])  # due at start: catch up after downtime
 
     def stop(self) -> None:
         self._stopping.set()
@@ -211,6 +216,12 @@ class DeliveryWorker:
 
     async def _update_problems(self, installation_id: int, verdict: Verdict) -> None:
         try:
+            if not verdict.problem:
+                # Every delivered order resolves its channel's problems: usually none was reported. One query
+                # says so, without loading the installation or asking per key.
+                async with self.ctx.db.session() as session:
+                    if not await AppProblemRepository(session).present(installation_id, list(verdict.resolves)):
+                        return
             async with self.ctx.db.session() as session:
                 installation = await InstallationRepository(session).get(installation_id)
             if installation is None or not installation.is_active:

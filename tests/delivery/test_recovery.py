@@ -182,7 +182,7 @@ async def test_worker_runs_reconciliation_periodically(live_app, fake_saleor, fa
     missed = fake_saleor.make_order()
     fake_saleor.add_order(missed)
     for entry in live_app.worker._periodic:  # make the reconciliation due now instead of in 10 minutes
-        entry[2] = 0.0
+        entry[2] = float("-inf")
     live_app.ctx.signal.wake()
     (event,) = await fake_vtm.wait_for_events(1, timeout=10)
     assert event.order_id == missed["number"]

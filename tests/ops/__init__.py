@@ -1,0 +1,1 @@
+"""Operations tests: the app as real processes (serve, worker, migrate), crashes, shutdown, scale-out, packaging."""
