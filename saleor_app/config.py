@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,10 +96,20 @@ class Settings(BaseSettings):
         return [p.strip() for p in self.allowed_saleor_api_urls.split(",") if p.strip()]
 
     def is_saleor_api_url_allowed(self, url: str) -> bool:
+        """`url` matches a pattern, and its host[:port] matches the pattern's: a `*` may not reach across the host
+        (`https://*.saleor.cloud/graphql/` must not admit `https://evil.example/.saleor.cloud/graphql/`). Only plain
+        URLs qualify: no user info (`http://127.0.0.1:1@10.0.0.1/`), query, fragment, or odd host characters."""
         patterns = self.allowed_url_patterns
         if not patterns:
             return True
-        return any(fnmatch.fnmatchcase(url, pattern) for pattern in patterns)
+        netloc = _plain_url_netloc(url)
+        if netloc is None:
+            return False
+        return any(
+            fnmatch.fnmatchcase(url, pattern)
+            and (not urlsplit(pattern).netloc or fnmatch.fnmatchcase(netloc, urlsplit(pattern).netloc))
+            for pattern in patterns
+        )
 
     def effective_secret_key(self) -> str:
         """SECRET_KEY, or on the embedded default a key generated once and kept in the data folder."""
@@ -114,6 +126,25 @@ class Settings(BaseSettings):
         key_file.chmod(0o600)
         log.warning("SECRET_KEY is not set: generated one in %s. Back it up: without it stored keys are unreadable.", key_file)
         return key
+
+
+_PLAIN_NETLOC = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _plain_url_netloc(url: str) -> str | None:
+    """The host[:port] of an absolute http(s) URL without user info, query or fragment; None for anything else."""
+    if not url.isascii() or any(char.isspace() or not char.isprintable() or char == "\\" for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or parts.query or parts.fragment or "#" in url or "?" in url:
+        return None
+    if not _PLAIN_NETLOC.fullmatch(parts.netloc) or port == 0:
+        return None
+    return parts.netloc
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -55,7 +55,8 @@ async def receive_order_confirmed(ctx: AppContext, installation: Installation, b
                     order_id=None,
                     order_number=None,
                     channel_slug=None,
-                    payload=body.decode("utf-8", errors="replace"),
+                    # Kept to be looked at, not parsed again: PostgreSQL text cannot hold NUL, so it is replaced.
+                    payload=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
                     source=DeliverySource.WEBHOOK.value,
                     status=DeliveryStatus.FAILED.value,
                     reason=reason,

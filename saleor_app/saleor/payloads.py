@@ -12,6 +12,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+def _storable(value: str | None, what: str, limit: int) -> str | None:
+    """An identifier we store in a column of `limit` characters (and PostgreSQL text never holds NUL): a value no
+    Saleor sends is refused here, as an unreadable payload, rather than failing the database write."""
+    if value is not None:
+        if len(value) > limit:
+            raise ValueError(f"{what} is longer than {limit} characters")
+        if "\x00" in value:
+            raise ValueError(f"{what} contains a NUL character")
+    return value
+
+
 class Money(_Model):
     amount: float | None = None
     currency: str | None = None
@@ -44,6 +55,11 @@ class Channel(_Model):
     slug: str | None = None
     currency_code: str | None = Field(None, alias="currencyCode")
 
+    @field_validator("slug")
+    @classmethod
+    def _slug_storable(cls, value: str | None) -> str | None:
+        return _storable(value, "channel slug", 255)
+
 
 class OrderSummary(_Model):
     """The `OrderSummary` fragment of manifest/order_summary.fragment.graphql."""
@@ -66,12 +82,17 @@ class OrderSummary(_Model):
     def _number_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
 
+    @field_validator("number")
+    @classmethod
+    def _number_storable(cls, value: str | None) -> str | None:
+        return _storable(value, "order number", 64)
+
     @field_validator("id")
     @classmethod
     def _id_present(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("order id is empty")
-        return value
+        return _storable(value, "order id", 256) or value
 
 
 class OrderConfirmedPayload(_Model):
@@ -108,7 +129,7 @@ def describe_errors(errors: list[dict[str, Any]] | None) -> str | None:
     for error in errors[:3]:
         path = ".".join(str(p) for p in error.get("path") or [])
         messages.append(f"{path}: {error.get('message', '?')}" if path else str(error.get("message", "?")))
-    return "Saleor left fields out of the order: " + "; ".join(messages)
+    return ("Saleor left fields out of the order: " + "; ".join(messages)).replace("\x00", "\ufffd")
 
 
 class ProductRef(_Model):

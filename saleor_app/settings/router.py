@@ -4,17 +4,21 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from typing import Any
+
+from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from strawberry.fastapi import GraphQLRouter
 
 from saleor_app import __version__
-from saleor_app.errors import NotFound
+from saleor_app.errors import AppError, NotFound
 from saleor_app.settings.auth import DashboardUser, dashboard_user
 from saleor_app.settings.schema import SettingsContext, schema
 
@@ -61,7 +65,42 @@ async def settings_context(
     return SettingsContext(request.app.state.ctx, user)
 
 
-graphql_router: GraphQLRouter = GraphQLRouter(
+class GraphQLRequestError(AppError):
+    """A request strawberry cannot run at all (not UTF-8 JSON, no query, variables not an object, unknown operation)."""
+
+    code = "BAD_GRAPHQL_REQUEST"
+
+
+class SettingsGraphQLRouter(GraphQLRouter):
+    """strawberry answers such requests with plain text; re-raised as an AppError, the app's error handler answers
+    them like every other refusal: `{"error": {"code", "message"}}` JSON with the same status."""
+
+    async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(request, Request) and request.method == "POST":
+            await _check_json_body(request)
+        try:
+            return await super().run(request, *args, **kwargs)
+        except StrawberryHTTPException as exc:
+            error = GraphQLRequestError(exc.reason)
+            error.status_code = exc.status_code
+            raise error from None
+
+
+async def _check_json_body(request: Request) -> None:
+    """What strawberry does not check itself and crashes on (a 500): a body that is not UTF-8, or JSON that is not
+    an object (`null`, `1`). A list is left to strawberry, which says batching is not enabled."""
+    content_type = request.headers.get("content-type", "")
+    if content_type and "json" not in content_type.lower():
+        return
+    try:
+        data = json.loads(await request.body())
+    except ValueError:  # UnicodeDecodeError included
+        raise GraphQLRequestError("Unable to parse request body as JSON.") from None
+    if not isinstance(data, (dict, list)):
+        raise GraphQLRequestError("The request body must be a JSON object with a `query`.")
+
+
+graphql_router: GraphQLRouter = SettingsGraphQLRouter(
     schema,
     path="/graphql",
     graphql_ide=None,  # no GraphiQL: the endpoint is only for the page (and it needs the dashboard token anyway)

@@ -44,7 +44,7 @@ def validate_channel_update(
     *, channel: str, api_key: str | None, item_id: str | None, order_id: str | None
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not channel or len(channel) > 255:
+    if not channel or len(channel) > 255 or not channel.isprintable():  # never stored: NUL, controls, …
         errors["channel"] = "Choose a channel."
     if api_key is not None:
         key = api_key.strip()

@@ -31,6 +31,11 @@ def _insert(session: AsyncSession, model):  # type: ignore[no-untyped-def]
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
+def _has_nul(*values: str | None) -> bool:
+    """PostgreSQL text never holds NUL and refuses it as a query parameter: a filter with one matches nothing."""
+    return any(value and "\x00" in value for value in values)
+
+
 class InstallationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -300,6 +305,8 @@ class DeliveryRepository:
         return result.rowcount
 
     async def ids(self, *, installation_id: int | None = None, status: str | None = None, channel: str | None = None) -> list[int]:
+        if _has_nul(status, channel):
+            return []
         query = select(Delivery.id)
         if installation_id is not None:
             query = query.where(Delivery.installation_id == installation_id)
@@ -320,6 +327,8 @@ class DeliveryRepository:
         limit: int = 50,
     ) -> list[Delivery]:
         """Newest first, keyset-paginated by id."""
+        if _has_nul(status, channel, search):
+            return []
         query = select(Delivery).options(selectinload(Delivery.attempts)).order_by(Delivery.id.desc()).limit(limit)
         if installation_id is not None:
             query = query.where(Delivery.installation_id == installation_id)
@@ -401,3 +410,12 @@ class AppProblemRepository:
         await self.session.execute(
             delete(AppProblem).where(AppProblem.installation_id == installation_id, AppProblem.key == key)
         )
+
+    async def present(self, installation_id: int, keys: list[str]) -> list[str]:
+        """Which of `keys` are recorded for this installation, in one query."""
+        if not keys:
+            return []
+        found = set(await self.session.scalars(
+            select(AppProblem.key).where(AppProblem.installation_id == installation_id, AppProblem.key.in_(keys))
+        ))
+        return [key for key in keys if key in found]
