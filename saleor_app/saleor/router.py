@@ -12,7 +12,8 @@ from saleor_app.delivery.intake import receive_order_confirmed
 from saleor_app.dependencies import get_context, get_installation_service
 from saleor_app.errors import BadRequest, PayloadTooLarge
 from saleor_app.saleor.installations import InstallationService
-from saleor_app.saleor.manifest import APP_DELETED, ORDER_CONFIRMED, build_manifest
+from saleor_app.saleor.manifest import APP_DELETED, ORDER_CONFIRMED, WEBHOOKS, WebhookDefinition, build_manifest
+from saleor_app.storage.models import Installation
 
 router = APIRouter()
 
@@ -58,28 +59,35 @@ def _check_event(request: Request, expected: str) -> None:
         raise BadRequest(f"Expected Saleor-Event {expected!r}, got {event or 'none'!r}.", code="WRONG_EVENT")
 
 
-@router.post(ORDER_CONFIRMED.path)
-async def order_confirmed(
-    request: Request,
-    ctx: AppContext = Depends(get_context),
-    installations: InstallationService = Depends(get_installation_service),
-) -> JSONResponse:
-    body = await read_limited_body(request, ctx.settings.max_webhook_body_bytes)
-    _check_event(request, ORDER_CONFIRMED.header_event)
-    installation = await installations.verify_webhook(request.headers, body)
+async def handle_order_confirmed(ctx: AppContext, installations: InstallationService, installation: Installation, body: bytes) -> dict:
     outcome = await receive_order_confirmed(ctx, installation, body)
-    return JSONResponse({"success": True, "outcome": outcome.value})
+    return {"success": True, "outcome": outcome.value}
 
 
-@router.post(APP_DELETED.path)
-async def app_deleted(
-    request: Request,
-    ctx: AppContext = Depends(get_context),
-    installations: InstallationService = Depends(get_installation_service),
-) -> JSONResponse:
-    body = await read_limited_body(request, ctx.settings.max_webhook_body_bytes)
-    _check_event(request, APP_DELETED.header_event)
-    installation = await installations.verify_webhook(request.headers, body)
+async def handle_app_deleted(ctx: AppContext, installations: InstallationService, installation: Installation, body: bytes) -> dict:
     await installations.mark_uninstalled(installation, "Saleor reported the app deleted (APP_DELETED)")
     ctx.metrics.webhooks_received.labels("app_deleted", "stored").inc()
-    return JSONResponse({"success": True})
+    return {"success": True}
+
+
+# Every webhook of the manifest (saleor/manifest.py WEBHOOKS) and the use case that takes it once it is verified.
+WEBHOOK_HANDLERS = {ORDER_CONFIRMED: handle_order_confirmed, APP_DELETED: handle_app_deleted}
+
+
+def _webhook_endpoint(hook: WebhookDefinition, handler):  # type: ignore[no-untyped-def]
+    async def endpoint(
+        request: Request,
+        ctx: AppContext = Depends(get_context),
+        installations: InstallationService = Depends(get_installation_service),
+    ) -> JSONResponse:
+        body = await read_limited_body(request, ctx.settings.max_webhook_body_bytes)
+        _check_event(request, hook.header_event)
+        installation = await installations.verify_webhook(request.headers, body)
+        return JSONResponse(await handler(ctx, installations, installation, body))
+
+    endpoint.__name__ = f"webhook_{hook.event.lower()}"
+    return endpoint
+
+
+for _hook in WEBHOOKS:
+    router.add_api_route(_hook.path, _webhook_endpoint(_hook, WEBHOOK_HANDLERS[_hook]), methods=["POST"])
