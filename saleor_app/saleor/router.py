@@ -20,7 +20,7 @@ router = APIRouter()
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:  # "²".isdigit() too
         raise PayloadTooLarge(f"Body larger than {limit} bytes.")
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -330,7 +330,7 @@ def _channel(item: ChannelOverviewItem) -> Channel:
 
 def _delivery_id(value: str) -> int | None:
     value = str(value).strip()
-    return int(value) if value.isdigit() and len(value) < 19 else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None  # "²".isdigit() too
 
 
 def _graphql_error(exc: AppError) -> GraphQLError:
