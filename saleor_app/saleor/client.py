@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from gql import Client, GraphQLRequest, gql
-from gql.transport.exceptions import TransportError, TransportQueryError, TransportServerError
+from gql.transport.exceptions import TransportError, TransportProtocolError, TransportQueryError, TransportServerError
 from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import DocumentNode, ExecutionResult
 
@@ -36,6 +36,16 @@ class _PooledTransport(HTTPXAsyncTransport):
 
     async def close(self) -> None:
         self.client = None  # the shared client outlives the session
+
+
+def _plain_words(exc: BaseException) -> str:
+    """What went wrong on the wire, for a merchant: not the exception class names of two libraries."""
+    cause = exc.__cause__ or exc.__context__ or exc
+    if isinstance(exc, httpx.TimeoutException) or isinstance(cause, httpx.TimeoutException):
+        return "it did not answer in time"
+    if isinstance(exc, TransportProtocolError) or isinstance(cause, httpx.RemoteProtocolError):
+        return "its answer was not a GraphQL answer"
+    return "the connection failed"
 
 
 def jwks_url(saleor_api_url: str) -> str:
@@ -93,7 +103,7 @@ class SaleorClient:
             retryable = code is None or code >= 500 or code in (408, 429)
             raise SaleorError(f"Saleor answered HTTP {code}", retryable=retryable, status=code) from exc
         except (TransportError, httpx.HTTPError, OSError) as exc:
-            raise SaleorError(f"Saleor could not be reached: {type(exc).__name__}: {exc}"[:300]) from exc
+            raise SaleorError(f"Saleor could not be reached ({_plain_words(exc)})") from exc
         finally:
             if self._metrics is not None:
                 self._metrics.saleor_request_seconds.labels(document_name).observe(time.perf_counter() - started)
