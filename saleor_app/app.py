@@ -13,7 +13,6 @@ from saleor_app import __version__
 from saleor_app.config import Settings, load_settings
 from saleor_app.context import AppContext
 from saleor_app.errors import install_error_handlers
-from saleor_app.saleor.installations import InstallationService
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, mig
 
     app = FastAPI(title="saleor-vtmarketing", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
-    app.state.installations = InstallationService(ctx)
+    app.state.installations = ctx.installations
     install_error_handlers(app)
 
     from saleor_app.observability import router as observability_router

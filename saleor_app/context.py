@@ -3,12 +3,14 @@ Built once by the app factory or the CLI and handed to services."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from saleor_app.config import Settings
+from saleor_app.delivery.intake import GroupCommit
 from saleor_app.delivery.signal import DeliverySignal
 from saleor_app.metrics import Metrics
 from saleor_app.saleor.client import SaleorClient
+from saleor_app.saleor.installations import InstallationService
 from saleor_app.secrets import SecretBox
 from saleor_app.storage.db import Database
 from saleor_app.vtmarketing.client import VTMarketingClient
@@ -23,6 +25,13 @@ class AppContext:
     vtmarketing: VTMarketingClient
     signal: DeliverySignal
     metrics: Metrics
+    intake: GroupCommit = field(init=False)
+    installations: InstallationService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = GroupCommit(self)
+        # One per process: the web side and the worker share its installation cache and JWKS refetch limits.
+        self.installations = InstallationService(self)
 
     @classmethod
     def create(cls, settings: Settings) -> "AppContext":

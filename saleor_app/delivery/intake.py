@@ -3,18 +3,24 @@ enrichment and sending are the worker's, so Saleor never waits on VTmarketing.""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from saleor_app.context import AppContext
 from saleor_app.errors import BadRequest, ServiceUnavailable
 from saleor_app.saleor.payloads import PayloadError, describe_errors, parse_order_confirmed
 from saleor_app.storage.models import DeliverySource, DeliveryStatus, Installation
 from saleor_app.storage.repositories import DeliveryRepository, NewDelivery
 
+if TYPE_CHECKING:
+    from saleor_app.context import AppContext
+
 log = logging.getLogger(__name__)
+
+MAX_GROUP = 200
 
 
 class IntakeOutcome(str, enum.Enum):
@@ -39,6 +45,42 @@ async def store_deliveries(ctx: AppContext, deliveries: list[NewDelivery]) -> li
     if any(ids):
         ctx.signal.wake()
     return ids
+
+
+class GroupCommit:
+    """Concurrent webhooks share one transaction (one commit, one fsync): each request waits for the commit that
+    holds its own row before it answers 200. Alone, a webhook is committed at once, as without grouping; under load,
+    the ones that arrived while a commit was running go together in the next one."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._waiting: list[tuple[NewDelivery, asyncio.Future[int | None]]] = []
+        self._committing = False
+
+    async def store(self, new: NewDelivery) -> int | None:
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((new, future))
+        if not self._committing:
+            self._committing = True
+            asyncio.create_task(self._commit_all())
+        return await asyncio.shield(future)  # a client gone mid-commit does not cancel the others' transaction
+
+    async def _commit_all(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
+                try:
+                    ids = await store_deliveries(self.ctx, [new for new, _ in group])
+                except Exception as exc:  # noqa: BLE001 - every waiter gets the same answer (503 or the bug)
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), new_id in zip(group, ids):
+                        if not future.done():
+                            future.set_result(new_id)
+        finally:
+            self._committing = False
 
 
 async def receive_order_confirmed(ctx: AppContext, installation: Installation, body: bytes) -> IntakeOutcome:
@@ -69,19 +111,16 @@ async def receive_order_confirmed(ctx: AppContext, installation: Installation, b
 
     order = payload.order
     assert order is not None  # parse_order_confirmed guarantees it
-    (new_id,) = await store_deliveries(
-        ctx,
-        [
-            NewDelivery(
-                installation_id=installation.id,
-                order_id=order.id,
-                order_number=order.number,
-                channel_slug=order.channel.slug if order.channel else None,
-                payload=body.decode("utf-8"),
-                source=DeliverySource.WEBHOOK.value,
-                payload_warning=describe_errors(payload.errors),
-            )
-        ],
+    new_id = await ctx.intake.store(
+        NewDelivery(
+            installation_id=installation.id,
+            order_id=order.id,
+            order_number=order.number,
+            channel_slug=order.channel.slug if order.channel else None,
+            payload=body.decode("utf-8"),
+            source=DeliverySource.WEBHOOK.value,
+            payload_warning=describe_errors(payload.errors),
+        )
     )
     outcome = IntakeOutcome.STORED if new_id else IntakeOutcome.DUPLICATE
     ctx.metrics.webhooks_received.labels("order_confirmed", outcome.value).inc()

@@ -54,6 +54,7 @@ class Verdict:
     # For the dashboard's problem list (Saleor 3.22+): what to report, and which reported problems this ends.
     problem: tuple[str, str] | None = None
     resolves: tuple[str, ...] = ()
+    attempt: dict | None = None  # the VTmarketing attempt to record with the new state
 
 
 class DeliveryWorker:
@@ -199,7 +200,10 @@ class DeliveryWorker:
         if delivery.source in SOURCE_NOTES:
             verdict.reason = f"{SOURCE_NOTES[delivery.source]} {verdict.reason}"
         async with self.ctx.db.transaction() as session:
-            settled = await DeliveryRepository(session).settle(
+            repo = DeliveryRepository(session)
+            if verdict.attempt is not None:
+                await repo.record_attempt(delivery.id, **verdict.attempt)
+            settled = await repo.settle(
                 delivery.id, worker_id=self.worker_id, status=verdict.status, reason=verdict.reason,
                 next_attempt_at=verdict.next_attempt_at, event_body=verdict.event_body,
             )
@@ -287,9 +291,7 @@ class DeliveryWorker:
         try:
             await self.ctx.saleor.app_id(installation.saleor_api_url, token)
         except SaleorPermissionDenied:
-            from saleor_app.saleor.installations import InstallationService
-
-            await InstallationService(self.ctx).mark_uninstalled(installation, "Saleor refuses the app token: the app was removed")
+            await self.ctx.installations.mark_uninstalled(installation, "Saleor refuses the app token: the app was removed")
             return Verdict(DeliveryStatus.FAILED.value, "Saleor refuses the app token: the app was removed from Saleor")
         except SaleorError:
             pass  # could not tell; treat as the lost permission below, which retries slowly
@@ -306,12 +308,15 @@ class DeliveryWorker:
         result = await self.ctx.vtmarketing.send(api_key, body)
         self.ctx.metrics.attempts.labels(status_class(result.http_status)).inc()
         self.ctx.metrics.vtmarketing_request_seconds.observe(result.duration_ms / 1000)
-        async with self.ctx.db.transaction() as session:
-            await DeliveryRepository(session).record_attempt(
-                delivery.id, started_at=started_at, duration_ms=result.duration_ms, outcome=result.outcome,
-                http_status=result.http_status, excerpt=result.excerpt,
-            )
         delivery.attempt_count += 1
+        # Recorded in the same transaction that settles the delivery (see _process_safely): one write, not two.
+        attempt = dict(started_at=started_at, duration_ms=result.duration_ms, outcome=result.outcome,
+                       http_status=result.http_status, excerpt=result.excerpt)
+        verdict = self._verdict_for(delivery, result, body)
+        verdict.attempt = attempt
+        return verdict
+
+    def _verdict_for(self, delivery: Delivery, result, body: bytes) -> Verdict:  # type: ignore[no-untyped-def]
         event_body = body.decode()
         message = result.message
         if result.http_status and str(result.http_status) not in message:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from saleor_app.context import AppContext
 from saleor_app.saleor.exceptions import (
     InvalidSignature,
     JwksNotAvailable,
@@ -21,11 +20,15 @@ from saleor_app.saleor.signature import DashboardTokenError, SignatureError, ver
 from saleor_app.storage.models import Installation
 from saleor_app.storage.repositories import InstallationRepository
 
+if TYPE_CHECKING:
+    from saleor_app.context import AppContext
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # A forged or stale signature may make us refetch a JWKS; not more often than this per installation.
 JWKS_REFETCH_MIN_INTERVAL = 10.0
+INSTALLATION_CACHE_SECONDS = 5.0
 
 
 def saleor_api_url_from(headers: Mapping[str, str]) -> str | None:
@@ -43,6 +46,10 @@ class InstallationService:
         self._last_jwks_refetch: dict[int, float] = {}
         # The keys that refetch got, offered while the rate limit holds (see _refetch_jwks).
         self._refetched_jwks: dict[int, str] = {}
+        # Webhooks look their installation up by API URL on every request; a few seconds of memory spare the
+        # database that read. Changes made by this process update or drop the entry at once; another process's
+        # (a re-install, an uninstall) show after at most INSTALLATION_CACHE_SECONDS.
+        self._by_api_url: dict[str, tuple[float, Installation | None]] = {}
 
     async def register(self, headers: Mapping[str, str], auth_token: str | None) -> Installation:
         """The SDK's register handler, in its order: URL, allow-list, token, proof, JWKS, store."""
@@ -69,6 +76,7 @@ class InstallationService:
             installation = await InstallationRepository(session).save_registration(
                 saleor_api_url=api_url, app_id=app_id, token_encrypted=self.ctx.secrets.encrypt(auth_token), jwks=jwks
             )
+        self._by_api_url.pop(api_url, None)
         log.info("installed for %s (app %s, installation %s)", api_url, app_id, installation.id)
         return installation
 
@@ -77,8 +85,7 @@ class InstallationService:
         api_url = saleor_api_url_from(headers)
         if not api_url:
             raise UnknownInstallation("Missing Saleor-Api-Url header.")
-        async with self.ctx.db.session() as session:
-            installation = await InstallationRepository(session).by_api_url(api_url)
+        installation = await self._installation_by_api_url(api_url)
         if installation is None or not installation.is_active:
             raise UnknownInstallation("This Saleor has not installed the app.")
         signature = headers.get("saleor-signature")
@@ -86,6 +93,17 @@ class InstallationService:
             await self.verify_with_fresh_keys(installation, lambda jwks: verify_saleor_signature(signature, body, jwks))
         except SignatureError as exc:
             raise InvalidSignature(f"Invalid Saleor-Signature: {exc}") from None
+        return installation
+
+    async def _installation_by_api_url(self, api_url: str) -> Installation | None:
+        cached = self._by_api_url.get(api_url)
+        if cached is not None and time.monotonic() - cached[0] < INSTALLATION_CACHE_SECONDS:
+            return cached[1]
+        async with self.ctx.db.session() as session:
+            installation = await InstallationRepository(session).by_api_url(api_url)
+        if len(self._by_api_url) > 10_000:  # unknown URLs from forged requests must not grow it without end
+            self._by_api_url.clear()
+        self._by_api_url[api_url] = (time.monotonic(), installation)
         return installation
 
     async def verify_with_fresh_keys(self, installation: Installation, verify: Callable[[str], T]) -> T:
@@ -127,4 +145,5 @@ class InstallationService:
     async def mark_uninstalled(self, installation: Installation, reason: str) -> None:
         async with self.ctx.db.transaction() as session:
             await InstallationRepository(session).mark_uninstalled(installation.id, reason)
+        self._by_api_url.pop(installation.saleor_api_url, None)
         log.warning("installation %s marked uninstalled: %s", installation.id, reason)
