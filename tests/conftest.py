@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from saleor_app.app import create_app
 from saleor_app.config import Settings
 from saleor_app.context import AppContext
+from saleor_app.settings.service import ChannelSettingsService
+from saleor_app.storage.repositories import InstallationRepository
+from saleor_app.worker_runtime import build_worker
 from saleor_app.saleor.manifest import ORDER_CONFIRMED
 from tests.fakes.saleor import FakeSaleor
 from tests.fakes.vtmarketing import FakeVTMarketing
@@ -105,8 +108,22 @@ def make_settings(database_url: str, tmp_path, vtmarketing_api_url: str = "http:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path, fake_vtm: FakeVTMarketing) -> Settings:  # type: ignore[no-untyped-def]
-    return make_settings(database_url, tmp_path, fake_vtm.api_url)
+def settings_overrides() -> dict:
+    """Per-module or per-test settings (override or parametrize this fixture), e.g. a short VTmarketing timeout."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path, fake_vtm: FakeVTMarketing, settings_overrides: dict) -> Settings:  # type: ignore[no-untyped-def]
+    return make_settings(database_url, tmp_path, fake_vtm.api_url, **settings_overrides)
+
+
+async def place_order(running_app: "RunningApp", saleor: FakeSaleor, **overrides) -> dict:  # type: ignore[no-untyped-def]
+    """A confirmed order: known to the fake Saleor (for the line query) and sent to the app as its signed webhook."""
+    order = saleor.add_order(saleor.make_order(**overrides))
+    response = await running_app.send_webhook(saleor, order)
+    assert response.status_code == 200, response.text
+    return order
 
 
 class RunningApp:
@@ -170,3 +187,26 @@ async def live_app(settings: Settings) -> AsyncIterator[RunningApp]:
     """The app with its in-process worker running, as `serve` runs it."""
     async with start_app(settings, run_worker=True) as running:
         yield running
+
+
+# Installed app, channel settings and a worker: shared by every test folder.
+@pytest.fixture
+async def installed(running_app, fake_saleor: FakeSaleor):  # type: ignore[no-untyped-def]
+    response = await running_app.register(fake_saleor)
+    assert response.status_code == 200, response.text
+    return fake_saleor
+
+
+async def installation_id(running_app, saleor: FakeSaleor) -> int:  # type: ignore[no-untyped-def]
+    async with running_app.ctx.db.session() as session:
+        return (await InstallationRepository(session).by_api_url(saleor.api_url)).id
+
+
+async def configure(running_app, saleor: FakeSaleor, channel: str = "default-channel", **fields) -> None:  # type: ignore[no-untyped-def]
+    fields.setdefault("api_key", "vtm-key-" + channel)
+    await ChannelSettingsService(running_app.ctx).update(await installation_id(running_app, saleor), channel, **fields)
+
+
+@pytest.fixture
+def worker(running_app):  # type: ignore[no-untyped-def]
+    return build_worker(running_app.ctx)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from saleor_app.storage.models import Delivery, DeliveryAttempt, Installation, utcnow
-from tests.delivery.conftest import configure
+from tests.conftest import configure, place_order
 from tests.fakes.saleor import FakeSaleor
 
 
@@ -30,14 +30,6 @@ async def make_due_now(running_app) -> None:  # type: ignore[no-untyped-def]
 
 def order_lines_queries(saleor: FakeSaleor) -> list[dict]:
     return [r for r in saleor.graphql_requests if "OrderLines" in r["query"]]
-
-
-async def place_order(running_app, saleor: FakeSaleor, **overrides) -> dict:  # type: ignore[no-untyped-def]
-    order = saleor.make_order(**overrides)
-    saleor.add_order(order)
-    response = await running_app.send_webhook(saleor, order)
-    assert response.status_code == 200, response.text
-    return order
 
 
 async def test_confirmed_order_reaches_vtmarketing_once_with_key_and_body(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]

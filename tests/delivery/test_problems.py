@@ -7,20 +7,13 @@ import logging
 
 
 from saleor_app.worker_runtime import build_worker
-from tests.conftest import start_app
-from tests.delivery.conftest import configure
+from tests.conftest import configure, start_app
+from tests.conftest import place_order as place
 from tests.fakes.saleor import FakeSaleor
 
 
 def mutation_calls(saleor: FakeSaleor, name: str) -> list[dict]:
     return [r for r in saleor.graphql_requests if name in (r.get("query") or "")]
-
-
-async def place(running_app, saleor: FakeSaleor, **overrides) -> dict:  # type: ignore[no-untyped-def]
-    order = saleor.make_order(**overrides)
-    saleor.add_order(order)
-    assert (await running_app.send_webhook(saleor, order)).status_code == 200
-    return order
 
 
 async def test_refused_key_creates_one_problem_and_a_success_dismisses_it(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]

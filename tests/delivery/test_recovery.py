@@ -12,7 +12,7 @@ from saleor_app.delivery import recovery
 from saleor_app.delivery.recovery import Reconciler, backfill
 from saleor_app.saleor.exceptions import SaleorError
 from saleor_app.storage.models import BackfillCursor, Delivery, Installation
-from tests.delivery.conftest import configure
+from tests.conftest import configure
 
 
 async def installation(running_app) -> Installation:  # type: ignore[no-untyped-def]

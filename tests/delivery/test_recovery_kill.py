@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from saleor_app.storage.models import Delivery, Installation
 from tests.conftest import make_settings, start_app
-from tests.delivery.conftest import configure
+from tests.conftest import configure
 
 
 async def count_and_watermark(settings):  # type: ignore[no-untyped-def]

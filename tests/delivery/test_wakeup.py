@@ -10,7 +10,7 @@ import pytest
 from saleor_app.context import AppContext
 from saleor_app.worker_runtime import build_worker
 from tests.conftest import TEST_DATABASE_URL, asyncpg_url, make_settings, reset_postgres, start_app
-from tests.delivery.conftest import configure
+from tests.conftest import configure
 
 async def _asleep_with_nothing_in_flight(worker) -> None:  # type: ignore[no-untyped-def]
     while not (worker.sleeping.is_set() and not worker._in_flight):

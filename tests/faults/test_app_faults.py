@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -28,9 +27,9 @@ from saleor_app.config import Settings
 from saleor_app.saleor.manifest import ORDER_CONFIRMED
 from saleor_app.storage.models import Delivery
 from tests.conftest import TEST_DATABASE_URL, asyncpg_url, reset_postgres
-from tests.delivery.conftest import installed  # noqa: F401  (fixture)
 from tests.fakes.server import free_port
 from tests.fakes.saleor import FakeSaleor
+from tests.ops.procs import wait_until
 
 PATH = ORDER_CONFIRMED.path
 
@@ -123,20 +122,8 @@ async def test_unreachable_database_answers_503_not_500(running_app, installed, 
 
 # --- SIGKILL: real `saleor-vtmarketing serve` processes --------------------------------------------------------------
 
-T = TypeVar("T")
 CLI = Path(sys.executable).parent / "saleor-vtmarketing"
 CUSTOMER_EMAIL = "ada.buyer@example.com"  # on every FakeSaleor order: must never be logged
-
-
-def wait_until(predicate: Callable[[], T], *, timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.1)
 
 
 def run_sql(database_url: str, sql: str) -> list[dict[str, Any]]:

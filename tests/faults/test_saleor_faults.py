@@ -18,8 +18,7 @@ from saleor_app.delivery.worker import PERMISSION_RETRY_SECONDS
 from saleor_app.saleor.manifest import ORDER_CONFIRMED
 from saleor_app.storage.models import Installation, utcnow
 from saleor_app.worker_runtime import build_worker
-from tests.conftest import make_settings
-from tests.delivery.conftest import configure, installed, worker  # noqa: F401  (fixtures)
+from tests.conftest import configure, place_order
 from tests.faults import all_deliveries, attempts_of, drive_until_settled, make_due_now, one_delivery
 from tests.fakes.saleor import FakeSaleor
 from tests.fakes.server import ThreadedServer
@@ -27,21 +26,8 @@ from tests.fakes.server import ThreadedServer
 PATH = ORDER_CONFIRMED.path
 
 
-@pytest.fixture
-def settings_overrides() -> dict:
-    return {}
 
 
-@pytest.fixture
-def settings(database_url, tmp_path, fake_vtm, settings_overrides):  # type: ignore[no-untyped-def]
-    return make_settings(database_url, tmp_path, fake_vtm.api_url, **settings_overrides)
-
-
-async def place_order(running_app, saleor: FakeSaleor, **overrides) -> dict:  # type: ignore[no-untyped-def]
-    order = saleor.add_order(saleor.make_order(**overrides))
-    response = await running_app.send_webhook(saleor, order)
-    assert response.status_code == 200, response.text
-    return order
 
 
 def order_lines_queries(saleor: FakeSaleor) -> int:

@@ -20,8 +20,7 @@ from sqlalchemy import update
 
 from saleor_app.delivery.service import DeliveryService
 from saleor_app.storage.models import Delivery, utcnow
-from tests.conftest import make_settings
-from tests.delivery.conftest import configure, installed, worker  # noqa: F401  (fixtures)
+from tests.conftest import configure, place_order
 from tests.faults import (
     assert_nothing_open,
     attempts_of,
@@ -29,27 +28,12 @@ from tests.faults import (
     make_due_now,
     one_delivery,
 )
-from tests.fakes.saleor import FakeSaleor
 
 CHANNEL = "default-channel"
 
 
-@pytest.fixture
-def settings_overrides() -> dict:
-    """Per-test settings (parametrize this fixture): e.g. a short VTmarketing timeout."""
-    return {}
 
 
-@pytest.fixture
-def settings(database_url, tmp_path, fake_vtm, settings_overrides):  # type: ignore[no-untyped-def]
-    return make_settings(database_url, tmp_path, fake_vtm.api_url, **settings_overrides)
-
-
-async def place_order(running_app, saleor: FakeSaleor, **overrides) -> dict:  # type: ignore[no-untyped-def]
-    order = saleor.add_order(saleor.make_order(**overrides))
-    response = await running_app.send_webhook(saleor, order)
-    assert response.status_code == 200, response.text
-    return order
 
 
 def assert_reason(reason: str | None, *parts: str) -> None:

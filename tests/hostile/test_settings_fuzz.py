@@ -39,7 +39,7 @@ from saleor_app.settings.schema import schema as settings_schema
 from saleor_app.settings.service import ChannelSettingsService
 from saleor_app.storage.models import ChannelSettings, Delivery, Installation
 from saleor_app.worker_runtime import build_worker
-from tests.delivery.conftest import installation_id, installed  # noqa: F401  (fixture)
+from tests.conftest import installation_id
 from tests.fakes.saleor import FakeSaleor
 from tests.hostile import FUZZ, assert_clear_answer
 

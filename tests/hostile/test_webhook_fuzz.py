@@ -21,7 +21,6 @@ from sqlalchemy import func, select
 
 from saleor_app.saleor.manifest import ORDER_CONFIRMED
 from saleor_app.storage.models import Delivery
-from tests.delivery.conftest import installed  # noqa: F401  (fixture)
 from tests.fakes.saleor import FakeSaleor
 from tests.hostile import FUZZ, assert_clear_answer
 

@@ -15,7 +15,7 @@ from saleor_app.logs import JsonFormatter
 from saleor_app.settings.service import ChannelSettingsService
 from saleor_app.storage.repositories import InstallationRepository
 from saleor_app.worker_runtime import build_worker
-from tests.conftest import make_settings, start_app
+from tests.conftest import make_settings, place_order, start_app
 from tests.fakes.saleor import FakeSaleor
 from tests.fakes.server import free_port
 from tests.ops.procs import CUSTOMER_EMAIL, CUSTOMER_PHONE
@@ -31,13 +31,6 @@ async def install_and_configure(running, saleor: FakeSaleor) -> int:  # type: ig
         installation_id = (await InstallationRepository(session).by_api_url(saleor.api_url)).id
     await ChannelSettingsService(running.ctx).update(installation_id, "default-channel", api_key=API_KEY)
     return installation_id
-
-
-async def place_order(running, saleor: FakeSaleor, **overrides) -> dict:  # type: ignore[no-untyped-def]
-    order = saleor.add_order(saleor.make_order(**overrides))
-    response = await running.send_webhook(saleor, order)
-    assert response.status_code == 200, response.text
-    return order
 
 
 async def scrape(client: httpx.AsyncClient, **headers: str) -> Samples:

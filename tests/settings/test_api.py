@@ -19,8 +19,7 @@ from sqlalchemy import select
 from saleor_app.settings.service import ChannelSettingsService
 from saleor_app.storage.models import Delivery
 from saleor_app.worker_runtime import build_worker
-from tests.conftest import RunningApp
-from tests.delivery.conftest import configure, installation_id
+from tests.conftest import RunningApp, configure, installation_id, place_order
 from tests.fakes.saleor import FakeSaleor
 
 CHANNELS = """
@@ -99,13 +98,6 @@ def unsigned_token(saleor: FakeSaleor, alg: str = "none") -> str:
     """A token with the right claims but `alg: none` and no signature."""
     good = jwt.decode(saleor.dashboard_token(), options={"verify_signature": False})
     return f"{b64url({'alg': alg, 'typ': 'JWT', 'kid': saleor.kid})}.{b64url(good)}."
-
-
-async def place_order(running_app: RunningApp, saleor: FakeSaleor, **overrides) -> dict:  # type: ignore[no-untyped-def]
-    order = saleor.add_order(saleor.make_order(**overrides))
-    response = await running_app.send_webhook(saleor, order)
-    assert response.status_code == 200, response.text
-    return order
 
 
 async def deliveries_in_db(running_app: RunningApp) -> list[Delivery]:
