@@ -42,22 +42,14 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, mig
 
     app = FastAPI(title="saleor-vtmarketing", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
-    app.state.installations = ctx.installations
     install_error_handlers(app)
 
     from saleor_app.observability import router as observability_router
     from saleor_app.saleor.router import router as saleor_router
 
+    from saleor_app.settings.router import router as settings_router
+
     app.include_router(saleor_router)
     app.include_router(observability_router)
-    _include_optional_routers(app)
+    app.include_router(settings_router)  # the settings API and the dashboard page
     return app
-
-
-def _include_optional_routers(app: FastAPI) -> None:
-    """The settings API and the dashboard page."""
-    try:
-        from saleor_app.settings.router import router as settings_router
-    except ImportError:  # pragma: no cover - during the build-up only
-        return
-    app.include_router(settings_router)

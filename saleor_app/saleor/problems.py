@@ -97,8 +97,7 @@ class ProblemReporter:
 
     async def dismiss(self, installation: Installation, keys: list[str]) -> None:
         async with self.ctx.db.session() as session:
-            repo = AppProblemRepository(session)
-            present = [k for k in keys if await repo.get(installation.id, k) is not None]
+            present = await AppProblemRepository(session).present(installation.id, keys)
         if not present:
             return  # the common case: nothing was reported, nothing to ask Saleor
         token = self.ctx.secrets.decrypt(installation.token_encrypted)

@@ -9,9 +9,8 @@ from fastapi.responses import JSONResponse
 
 from saleor_app.context import AppContext
 from saleor_app.delivery.intake import receive_order_confirmed
-from saleor_app.dependencies import get_context, get_installation_service
+from saleor_app.dependencies import get_context
 from saleor_app.errors import BadRequest, PayloadTooLarge
-from saleor_app.saleor.installations import InstallationService
 from saleor_app.saleor.manifest import APP_DELETED, ORDER_CONFIRMED, WEBHOOKS, WebhookDefinition, build_manifest
 from saleor_app.storage.models import Installation
 
@@ -40,7 +39,6 @@ async def manifest(ctx: AppContext = Depends(get_context)) -> JSONResponse:
 async def register(
     request: Request,
     ctx: AppContext = Depends(get_context),
-    installations: InstallationService = Depends(get_installation_service),
 ) -> JSONResponse:
     body = await read_limited_body(request, 64 * 1024)
     try:
@@ -49,7 +47,7 @@ async def register(
         data = None
     # Checks run in the SDK's order: Saleor-Api-Url, allow-list, then the body's token.
     token = data.get("auth_token") if isinstance(data, dict) else None
-    await installations.register(request.headers, token if isinstance(token, str) else None)
+    await ctx.installations.register(request.headers, token if isinstance(token, str) else None)
     return JSONResponse({"success": True})
 
 
@@ -59,13 +57,13 @@ def _check_event(request: Request, expected: str) -> None:
         raise BadRequest(f"Expected Saleor-Event {expected!r}, got {event or 'none'!r}.", code="WRONG_EVENT")
 
 
-async def handle_order_confirmed(ctx: AppContext, installations: InstallationService, installation: Installation, body: bytes) -> dict:
+async def handle_order_confirmed(ctx: AppContext, installation: Installation, body: bytes) -> dict:
     outcome = await receive_order_confirmed(ctx, installation, body)
     return {"success": True, "outcome": outcome.value}
 
 
-async def handle_app_deleted(ctx: AppContext, installations: InstallationService, installation: Installation, body: bytes) -> dict:
-    await installations.mark_uninstalled(installation, "Saleor reported the app deleted (APP_DELETED)")
+async def handle_app_deleted(ctx: AppContext, installation: Installation, body: bytes) -> dict:
+    await ctx.installations.mark_uninstalled(installation, "Saleor reported the app deleted (APP_DELETED)")
     ctx.metrics.webhooks_received.labels("app_deleted", "stored").inc()
     return {"success": True}
 
@@ -78,12 +76,11 @@ def _webhook_endpoint(hook: WebhookDefinition, handler):  # type: ignore[no-unty
     async def endpoint(
         request: Request,
         ctx: AppContext = Depends(get_context),
-        installations: InstallationService = Depends(get_installation_service),
-    ) -> JSONResponse:
+        ) -> JSONResponse:
         body = await read_limited_body(request, ctx.settings.max_webhook_body_bytes)
         _check_event(request, hook.header_event)
-        installation = await installations.verify_webhook(request.headers, body)
-        return JSONResponse(await handler(ctx, installations, installation, body))
+        installation = await ctx.installations.verify_webhook(request.headers, body)
+        return JSONResponse(await handler(ctx, installation, body))
 
     endpoint.__name__ = f"webhook_{hook.event.lower()}"
     return endpoint

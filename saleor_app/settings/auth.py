@@ -25,7 +25,6 @@ from fastapi import Request
 
 from saleor_app.context import AppContext
 from saleor_app.errors import Forbidden, Unauthorized
-from saleor_app.saleor.installations import InstallationService
 from saleor_app.saleor.signature import DashboardTokenError, verify_dashboard_token
 from saleor_app.storage.models import Installation
 from saleor_app.storage.repositories import InstallationRepository
@@ -107,7 +106,7 @@ def token_from(headers: Any) -> str | None:
     return value or None
 
 
-async def authenticate(ctx: AppContext, installations: InstallationService, headers: Any) -> DashboardUser:
+async def authenticate(ctx: AppContext, headers: Any) -> DashboardUser:
     """The verified dashboard user for these request headers, or an AppError (401/403) saying why not."""
     token = token_from(headers)
     if token is None:
@@ -135,7 +134,7 @@ async def authenticate(ctx: AppContext, installations: InstallationService, head
         )
 
     try:
-        claims = await installations.verify_with_fresh_keys(installation, check)
+        claims = await ctx.installations.verify_with_fresh_keys(installation, check)
     except DashboardTokenError as exc:
         log.info("dashboard token refused for installation %s: %s", installation.id, exc.kind)
         if exc.kind == "forbidden":
@@ -149,4 +148,4 @@ async def authenticate(ctx: AppContext, installations: InstallationService, head
 
 async def dashboard_user(request: Request) -> DashboardUser:
     """FastAPI dependency: the verified dashboard user of this request."""
-    return await authenticate(request.app.state.ctx, request.app.state.installations, request.headers)
+    return await authenticate(request.app.state.ctx, request.headers)

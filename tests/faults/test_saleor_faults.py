@@ -193,7 +193,7 @@ async def test_lost_manage_orders_retries_slowly_says_why_and_recovers_once(runn
 
 def let_refetch_window_pass(running_app) -> None:  # type: ignore[no-untyped-def]
     """The JWKS refetch is rate-limited per installation (10 s); pretend that time went by."""
-    limiter = running_app.app.state.installations._last_jwks_refetch
+    limiter = running_app.ctx.installations._last_jwks_refetch
     for key in list(limiter):
         limiter[key] -= 3600
 

@@ -161,7 +161,7 @@ async def test_never_installed_saleor_is_401_without_fetching_its_jwks(running_a
 
 
 async def test_uninstalled_app_is_401(running_app, installed) -> None:  # type: ignore[no-untyped-def]
-    installations = running_app.app.state.installations
+    installations = running_app.ctx.installations
     inst = await ChannelSettingsService(running_app.ctx).installation(installed.api_url)
     await installations.mark_uninstalled(inst, "test")
     response = await post_graphql(running_app, installed, INSTALLATION)
