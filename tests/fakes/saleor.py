@@ -1,6 +1,6 @@
 """A fake Saleor that talks to the app over real HTTP, the way a real Saleor 3.20 / 3.23 does.
 
-What it reproduces (checked against the captures of a real 3.23.28 in shared/saleor/captured/):
+What it reproduces (checked against the captures of a real 3.23.28 in tests/data/saleor/captured/):
 
 - `GET /.well-known/jwks.json`: one RS256 key, serialized byte-for-byte like Saleor's; `rotate_key()` swaps it
   without overlap, as Saleor does.
@@ -131,7 +131,7 @@ _SCHEMAS_LOCK = threading.Lock()
 
 
 def saleor_schema(version: str) -> GraphQLSchema:
-    """The real Saleor schema of `version` ("3.20" or "3.23"), built from shared/saleor/schema/."""
+    """The real Saleor schema of `version` ("3.20" or "3.23"), built from tests/data/saleor/schema/."""
     with _SCHEMAS_LOCK:
         if version not in _SCHEMAS:
             sdl = (SCHEMA_DIR / f"saleor-{version}.graphql").read_text()

@@ -1,4 +1,4 @@
-"""The fake Saleor answers like the real 3.23.28 of shared/saleor/captured/ (and rejects what a real 3.20 rejects)."""
+"""The fake Saleor answers like the real 3.23.28 of tests/data/saleor/captured/ (and rejects what a real 3.20 rejects)."""
 
 from __future__ import annotations
 
