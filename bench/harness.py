@@ -313,13 +313,11 @@ def configure_channel(env: dict[str, str], fakes: Fakes) -> None:
 
 
 def prefill_queue(env: dict[str, str], fakes: Fakes, orders: list[dict[str, Any]]) -> float:
-    """Install, configure and store `orders` through the app's own intake (receive_order_confirmed), in-process,
+    """Install, configure and store `orders` through the app's own intake (`ctx.intake`), in-process,
     with no server running: the backlog a worker finds at start. Returns the seconds it took."""
 
     async def run() -> float:
         from saleor_app.context import AppContext
-        from saleor_app.delivery.intake import receive_order_confirmed
-        from saleor_app.saleor.installations import InstallationService
         from saleor_app.settings.service import ChannelSettingsService
 
         ctx = AppContext.create(settings_from(env))
@@ -327,11 +325,11 @@ def prefill_queue(env: dict[str, str], fakes: Fakes, orders: list[dict[str, Any]
             await ctx.db.migrate()
             headers = {k.lower(): v for k, v in fakes.info["register_headers"].items()}
             token = json.loads(fakes.info["register_body"])["auth_token"]
-            installation = await InstallationService(ctx).register(headers, token)
+            installation = await ctx.installations.register(headers, token)
             await ChannelSettingsService(ctx).update(installation.id, CHANNEL, api_key=API_KEY, enabled=True)
             started = time.perf_counter()
             for order in orders:
-                await receive_order_confirmed(ctx, installation, order["body"].encode("ascii"))
+                await ctx.intake.receive_order_confirmed(installation, order["body"].encode("ascii"))
             return time.perf_counter() - started
         finally:
             await ctx.aclose()

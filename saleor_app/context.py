@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from saleor_app.config import Settings
-from saleor_app.delivery.intake import GroupCommit
+from saleor_app.delivery.intake import OrderIntake
 from saleor_app.delivery.signal import DeliverySignal
 from saleor_app.metrics import Metrics
 from saleor_app.saleor.client import SaleorClient
@@ -25,13 +25,13 @@ class AppContext:
     vtmarketing: VTMarketingClient
     signal: DeliverySignal
     metrics: Metrics
-    intake: GroupCommit = field(init=False)
+    intake: OrderIntake = field(init=False)
     installations: InstallationService = field(init=False)
 
     def __post_init__(self) -> None:
-        self.intake = GroupCommit(self)
+        self.intake = OrderIntake(self.db, self.signal, self.metrics)
         # One per process: the web side and the worker share its installation cache and JWKS refetch limits.
-        self.installations = InstallationService(self)
+        self.installations = InstallationService(self.settings, self.db, self.saleor, self.secrets)
 
     @classmethod
     def create(cls, settings: Settings) -> "AppContext":

@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from saleor_app.delivery.signal import DeliverySignal
 from saleor_app.errors import BadRequest, ServiceUnavailable
+from saleor_app.metrics import Metrics
 from saleor_app.saleor.payloads import PayloadError, describe_errors, parse_order_confirmed
+from saleor_app.storage.db import Database
 from saleor_app.storage.models import DeliverySource, DeliveryStatus, Installation
 from saleor_app.storage.repositories import DeliveryRepository, NewDelivery
-
-if TYPE_CHECKING:
-    from saleor_app.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +29,78 @@ class IntakeOutcome(str, enum.Enum):
     UNREADABLE = "unreadable"
 
 
-async def store_deliveries(ctx: AppContext, deliveries: list[NewDelivery]) -> list[int | None]:
-    """Store new deliveries in one transaction and wake the worker. Returns new ids (None where already known)."""
-    try:
-        async with ctx.db.transaction() as session:
-            repo = DeliveryRepository(session)
-            ids = [await repo.add_if_new(new) for new in deliveries]
-            if any(ids):
-                await ctx.signal.notify_in(session)
-    except (SQLAlchemyError, OSError) as exc:
-        # Full disk, read-only or unreachable database: make Saleor retry rather than lose the order. (asyncpg's
-        # read-only and disk-full errors arrive as plain DBAPIError, a refused connection as a bare OSError.)
-        log.error("could not store %d order(s): %s", len(deliveries), type(exc).__name__)
-        raise ServiceUnavailable("The app cannot store the order right now; Saleor will retry.") from None
-    if any(ids):
-        ctx.signal.wake()
-    return ids
+class OrderIntake:
+    """Stores orders in the deliveries table and wakes the worker: for webhooks (grouped commits, see GroupCommit)
+    and for orders found in Saleor by reconciliation and backfill (stored as one batch)."""
+
+    def __init__(self, db: Database, signal: DeliverySignal, metrics: Metrics) -> None:
+        self.db = db
+        self.signal = signal
+        self.metrics = metrics
+        self._group = GroupCommit(self.store)
+
+    async def store(self, deliveries: list[NewDelivery]) -> list[int | None]:
+        """Store new deliveries in one transaction and wake the worker. Returns new ids (None where already known)."""
+        try:
+            async with self.db.transaction() as session:
+                repo = DeliveryRepository(session)
+                ids = [await repo.add_if_new(new) for new in deliveries]
+                if any(ids):
+                    await self.signal.notify_in(session)
+        except (SQLAlchemyError, OSError) as exc:
+            # Full disk, read-only or unreachable database: make Saleor retry rather than lose the order. (asyncpg's
+            # read-only and disk-full errors arrive as plain DBAPIError, a refused connection as a bare OSError.)
+            log.error("could not store %d order(s): %s", len(deliveries), type(exc).__name__)
+            raise ServiceUnavailable("The app cannot store the order right now; Saleor will retry.") from None
+        if any(ids):
+            self.signal.wake()
+        return ids
+
+    async def receive_order_confirmed(self, installation: Installation, body: bytes) -> IntakeOutcome:
+        try:
+            payload = parse_order_confirmed(body)
+        except PayloadError as exc:
+            # Signed by Saleor yet unreadable: keep it where the merchant sees it, and tell Saleor plainly.
+            reason = f"Saleor sent an order we could not read: {exc}"
+            await self.store(
+                [
+                    NewDelivery(
+                        installation_id=installation.id,
+                        order_id=None,
+                        order_number=None,
+                        channel_slug=None,
+                        # Kept to be looked at, not parsed again: PostgreSQL text cannot hold NUL, so it is replaced.
+                        payload=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+                        source=DeliverySource.WEBHOOK.value,
+                        status=DeliveryStatus.FAILED.value,
+                        reason=reason,
+                    )
+                ],
+            )
+            log.warning("installation %s: unreadable signed ORDER_CONFIRMED kept: %s", installation.id, exc)
+            self.metrics.webhooks_received.labels("order_confirmed", IntakeOutcome.UNREADABLE.value).inc()
+            raise BadRequest(reason, code="INVALID_PAYLOAD")
+
+        order = payload.order
+        assert order is not None  # parse_order_confirmed guarantees it
+        new_id = await self._group.store(
+            NewDelivery(
+                installation_id=installation.id,
+                order_id=order.id,
+                order_number=order.number,
+                channel_slug=order.channel.slug if order.channel else None,
+                payload=body.decode("utf-8"),
+                source=DeliverySource.WEBHOOK.value,
+                payload_warning=describe_errors(payload.errors),
+            )
+        )
+        outcome = IntakeOutcome.STORED if new_id else IntakeOutcome.DUPLICATE
+        self.metrics.webhooks_received.labels("order_confirmed", outcome.value).inc()
+        log.info(
+            "order %s stored (%s)", order.number, outcome.value,
+            extra={"installation": installation.id, "order_number": order.number, "delivery_id": new_id},
+        )
+        return outcome
 
 
 class GroupCommit:
@@ -52,8 +108,8 @@ class GroupCommit:
     holds its own row before it answers 200. Alone, a webhook is committed at once, as without grouping; under load,
     the ones that arrived while a commit was running go together in the next one."""
 
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
+    def __init__(self, store_all: Callable[[list[NewDelivery]], Awaitable[list[int | None]]]) -> None:
+        self._store_all = store_all
         self._waiting: list[tuple[NewDelivery, asyncio.Future[int | None]]] = []
         self._committing = False
 
@@ -70,7 +126,7 @@ class GroupCommit:
             while self._waiting:
                 group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
                 try:
-                    ids = await store_deliveries(self.ctx, [new for new, _ in group])
+                    ids = await self._store_all([new for new, _ in group])
                 except Exception as exc:  # noqa: BLE001 - every waiter gets the same answer (503 or the bug)
                     for _, future in group:
                         if not future.done():
@@ -81,51 +137,3 @@ class GroupCommit:
                             future.set_result(new_id)
         finally:
             self._committing = False
-
-
-async def receive_order_confirmed(ctx: AppContext, installation: Installation, body: bytes) -> IntakeOutcome:
-    try:
-        payload = parse_order_confirmed(body)
-    except PayloadError as exc:
-        # Signed by Saleor yet unreadable: keep it where the merchant sees it, and tell Saleor plainly.
-        reason = f"Saleor sent an order we could not read: {exc}"
-        await store_deliveries(
-            ctx,
-            [
-                NewDelivery(
-                    installation_id=installation.id,
-                    order_id=None,
-                    order_number=None,
-                    channel_slug=None,
-                    # Kept to be looked at, not parsed again: PostgreSQL text cannot hold NUL, so it is replaced.
-                    payload=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
-                    source=DeliverySource.WEBHOOK.value,
-                    status=DeliveryStatus.FAILED.value,
-                    reason=reason,
-                )
-            ],
-        )
-        log.warning("installation %s: unreadable signed ORDER_CONFIRMED kept: %s", installation.id, exc)
-        ctx.metrics.webhooks_received.labels("order_confirmed", IntakeOutcome.UNREADABLE.value).inc()
-        raise BadRequest(reason, code="INVALID_PAYLOAD")
-
-    order = payload.order
-    assert order is not None  # parse_order_confirmed guarantees it
-    new_id = await ctx.intake.store(
-        NewDelivery(
-            installation_id=installation.id,
-            order_id=order.id,
-            order_number=order.number,
-            channel_slug=order.channel.slug if order.channel else None,
-            payload=body.decode("utf-8"),
-            source=DeliverySource.WEBHOOK.value,
-            payload_warning=describe_errors(payload.errors),
-        )
-    )
-    outcome = IntakeOutcome.STORED if new_id else IntakeOutcome.DUPLICATE
-    ctx.metrics.webhooks_received.labels("order_confirmed", outcome.value).inc()
-    log.info(
-        "order %s stored (%s)", order.number, outcome.value,
-        extra={"installation": installation.id, "order_number": order.number, "delivery_id": new_id},
-    )
-    return outcome

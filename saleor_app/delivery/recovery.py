@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from saleor_app.context import AppContext
-from saleor_app.delivery.intake import store_deliveries
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor.payloads import OrderSummary
 from saleor_app.storage.models import DeliverySource, Installation, utcnow
@@ -71,7 +70,7 @@ async def queue_found_orders(ctx: AppContext, installation: Installation, orders
         )
     if not candidates:
         return 0
-    return sum(1 for new_id in await store_deliveries(ctx, candidates) if new_id)
+    return sum(1 for new_id in await ctx.intake.store(candidates) if new_id)
 
 
 async def _token(ctx: AppContext, installation: Installation) -> str:

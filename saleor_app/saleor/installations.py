@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from saleor_app.config import Settings
+from saleor_app.saleor.client import SaleorClient
 from saleor_app.saleor.exceptions import (
     InvalidSignature,
     JwksNotAvailable,
@@ -17,11 +19,10 @@ from saleor_app.saleor.exceptions import (
     UnknownInstallation,
 )
 from saleor_app.saleor.signature import DashboardTokenError, SignatureError, verify_saleor_signature
+from saleor_app.secrets import SecretBox
+from saleor_app.storage.db import Database
 from saleor_app.storage.models import Installation
 from saleor_app.storage.repositories import InstallationRepository
-
-if TYPE_CHECKING:
-    from saleor_app.context import AppContext
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,8 +42,11 @@ def saleor_api_url_from(headers: Mapping[str, str]) -> str | None:
 
 
 class InstallationService:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
+    def __init__(self, settings: Settings, db: Database, saleor: SaleorClient, secrets: SecretBox) -> None:
+        self.settings = settings
+        self.db = db
+        self.saleor = saleor
+        self.secrets = secrets
         self._last_jwks_refetch: dict[int, float] = {}
         # The keys that refetch got, offered while the rate limit holds (see _refetch_jwks).
         self._refetched_jwks: dict[int, str] = {}
@@ -58,23 +62,23 @@ class InstallationService:
             raise MissingSaleorApiUrl("Missing Saleor-Api-Url header.")
         if not api_url.startswith(("http://", "https://")):
             raise MissingSaleorApiUrl("Saleor-Api-Url must be an absolute http(s) URL.")
-        if not self.ctx.settings.is_saleor_api_url_allowed(api_url):
+        if not self.settings.is_saleor_api_url_allowed(api_url):
             raise SaleorUrlProhibited("This Saleor is not allowed to install this app (ALLOWED_SALEOR_API_URLS).")
         if not auth_token or not isinstance(auth_token, str):
             raise MissingSaleorApiUrl("Missing auth_token in the request body.", code="MISSING_AUTH_TOKEN")
         try:
-            app_id = await self.ctx.saleor.app_id(api_url, auth_token)
+            app_id = await self.saleor.app_id(api_url, auth_token)
         except SaleorError as exc:
             log.warning("register refused for %s: token not proven (%s)", api_url, exc)
             raise UnknownAppId("Saleor did not confirm the app token; try installing again.") from None
         try:
-            jwks = await self.ctx.saleor.fetch_jwks(api_url)
+            jwks = await self.saleor.fetch_jwks(api_url)
         except SaleorError as exc:
             log.warning("register refused for %s: %s", api_url, exc)
             raise JwksNotAvailable("Saleor's signing keys (/.well-known/jwks.json) could not be fetched.") from None
-        async with self.ctx.db.transaction() as session:
+        async with self.db.transaction() as session:
             installation = await InstallationRepository(session).save_registration(
-                saleor_api_url=api_url, app_id=app_id, token_encrypted=self.ctx.secrets.encrypt(auth_token), jwks=jwks
+                saleor_api_url=api_url, app_id=app_id, token_encrypted=self.secrets.encrypt(auth_token), jwks=jwks
             )
         self._by_api_url.pop(api_url, None)
         log.info("installed for %s (app %s, installation %s)", api_url, app_id, installation.id)
@@ -99,7 +103,7 @@ class InstallationService:
         cached = self._by_api_url.get(api_url)
         if cached is not None and time.monotonic() - cached[0] < INSTALLATION_CACHE_SECONDS:
             return cached[1]
-        async with self.ctx.db.session() as session:
+        async with self.db.session() as session:
             installation = await InstallationRepository(session).by_api_url(api_url)
         if len(self._by_api_url) > 10_000:  # unknown URLs from forged requests must not grow it without end
             self._by_api_url.clear()
@@ -119,7 +123,7 @@ class InstallationService:
                 raise
         result = verify(fresh_jwks)
         installation.jwks = fresh_jwks
-        async with self.ctx.db.transaction() as session:
+        async with self.db.transaction() as session:
             await InstallationRepository(session).update_jwks(installation.id, fresh_jwks)
         log.info("Saleor signing keys changed for installation %s; stored the new ones", installation.id)
         return result
@@ -135,7 +139,7 @@ class InstallationService:
         self._last_jwks_refetch[installation.id] = now
         self._refetched_jwks.pop(installation.id, None)
         try:
-            jwks = await self.ctx.saleor.fetch_jwks(installation.saleor_api_url)
+            jwks = await self.saleor.fetch_jwks(installation.saleor_api_url)
         except SaleorError as exc:
             log.warning("JWKS refetch failed for installation %s: %s", installation.id, exc)
             return None
@@ -143,7 +147,7 @@ class InstallationService:
         return None if jwks == installation.jwks else jwks
 
     async def mark_uninstalled(self, installation: Installation, reason: str) -> None:
-        async with self.ctx.db.transaction() as session:
+        async with self.db.transaction() as session:
             await InstallationRepository(session).mark_uninstalled(installation.id, reason)
         self._by_api_url.pop(installation.saleor_api_url, None)
         log.warning("installation %s marked uninstalled: %s", installation.id, reason)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from saleor_app.context import AppContext
-from saleor_app.delivery.intake import receive_order_confirmed
 from saleor_app.dependencies import get_context
 from saleor_app.errors import BadRequest, PayloadTooLarge
 from saleor_app.saleor.manifest import APP_DELETED, ORDER_CONFIRMED, WEBHOOKS, WebhookDefinition, build_manifest
@@ -58,7 +57,7 @@ def _check_event(request: Request, expected: str) -> None:
 
 
 async def handle_order_confirmed(ctx: AppContext, installation: Installation, body: bytes) -> dict:
-    outcome = await receive_order_confirmed(ctx, installation, body)
+    outcome = await ctx.intake.receive_order_confirmed(installation, body)
     return {"success": True, "outcome": outcome.value}
 
 

@@ -164,7 +164,7 @@ def verify_saleor_signature(signature: str | None, body: bytes, jwks_json: str) 
         # RFC 7515 §4.1.11: a critical extension we do not understand makes the JWS invalid.
         raise SignatureError("malformed", f"unsupported critical header parameters: {crit!r}")
     kid = header.get("kid")
-    if kid is not None and not isinstance(kid, str):
+    if "kid" in header and not isinstance(kid, str):  # absent is unambiguous with one key; `null` is not Saleor's
         raise SignatureError("malformed", "signature kid is not a string")
 
     public_key = _pick_key(kid, jwks_json)

@@ -24,13 +24,12 @@ async def test_concurrent_webhooks_share_commits_and_each_is_stored_once(running
 
 
 async def test_a_failed_group_answers_every_webhook_in_it_with_503(running_app, installed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from saleor_app.delivery import intake
     from saleor_app.errors import ServiceUnavailable
 
-    async def database_down(ctx, deliveries):  # type: ignore[no-untyped-def]
+    async def database_down(deliveries):  # type: ignore[no-untyped-def]
         raise ServiceUnavailable("The app cannot store the order right now; Saleor will retry.")
 
-    monkeypatch.setattr(intake, "store_deliveries", database_down)
+    monkeypatch.setattr(running_app.ctx.intake._group, "_store_all", database_down)
     answers = await asyncio.gather(*(running_app.send_webhook(installed, installed.make_order()) for _ in range(5)))
     assert {a.status_code for a in answers} == {503}
     monkeypatch.undo()
