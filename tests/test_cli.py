@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -88,3 +89,35 @@ def test_every_command_has_help() -> None:
                     ["channels", "set"], ["channels", "list"], ["deliveries", "list"], ["deliveries", "retry"]):
         result = run(*command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output, command
+
+
+def test_deliveries_list_shows_times_in_this_machines_zone_with_the_next_try(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+
+    from saleor_app.storage.models import Delivery
+
+    next_try = datetime(2026, 11, 27, 10, 0, 5, tzinfo=timezone.utc)
+
+    async def make_one_retrying() -> None:
+        ctx = AppContext.create(Settings())
+        async with ctx.db.transaction() as session:
+            await session.execute(
+                update(Delivery).where(Delivery.order_number == "1")
+                .values(status="retrying", next_attempt_at=next_try, reason="VTmarketing could not take the event (HTTP 503)")
+            )
+        await ctx.aclose()
+
+    asyncio.run(make_one_retrying())
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30
+    time.tzset()
+    try:
+        listed = run("deliveries", "list", "--status", "retrying")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert listed.exit_code == 0, listed.output
+    assert "next try" in listed.output
+    assert "2026-11-27 15:30:05 IST" in listed.output  # 10:00:05 UTC, in the machine's zone, named
+    assert "10:00:05" not in listed.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Optional
 
 import typer
@@ -10,6 +11,12 @@ from rich.table import Table
 from saleor_app.cli.common import console, load_checked_settings, run_with_context
 
 deliveries_app = typer.Typer(help="The delivery log: list and resend.", no_args_is_help=True)
+
+
+def _local_time(when: datetime | None) -> str:
+    """In this machine's time zone, named, like the page shows times in the merchant's."""
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if when else ""
+
 
 @deliveries_app.command("list")
 def deliveries_list(
@@ -27,10 +34,10 @@ def deliveries_list(
     except AppError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
-    table = Table("id", "order", "channel", "state", "attempts", "received", "reason")
+    table = Table("id", "order", "channel", "state", "attempts", "received", "next try", "reason")
     for v in views:
         table.add_row(str(v.id), v.order_number or "?", v.channel or "-", v.status, str(len(v.attempts)),
-                      f"{v.received_at:%Y-%m-%d %H:%M:%S}", v.reason or "")
+                      _local_time(v.received_at), _local_time(v.next_attempt_at), v.reason or "")
     console.print(table)
     if more:
         console.print("(more: raise --limit)")

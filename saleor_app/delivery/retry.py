@@ -18,8 +18,10 @@ def backoff_seconds(attempt: int, *, base: float, cap: float, retry_after: float
 
 
 def next_attempt_or_none(
-    *, now: datetime, received_at: datetime, attempt: int, base: float, cap: float, max_age: float, retry_after: float | None = None
+    *, now: datetime, window_started_at: datetime, attempt: int, base: float, cap: float, max_age: float,
+    retry_after: float | None = None,
 ) -> datetime | None:
-    """The next attempt's time, or None when it would fall after the delivery's maximum age (give up)."""
+    """The next attempt's time, or None when it would fall more than `max_age` after the retry window started (the
+    order's arrival, or its latest resend): give up."""
     at = now + timedelta(seconds=backoff_seconds(attempt, base=base, cap=cap, retry_after=retry_after))
-    return None if at > received_at + timedelta(seconds=max_age) else at
+    return None if at > window_started_at + timedelta(seconds=max_age) else at

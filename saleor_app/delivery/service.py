@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +12,8 @@ from saleor_app.storage.models import Delivery, DeliveryStatus
 from saleor_app.storage.repositories import DeliveryRepository
 
 STATUS_VALUES = [s.value for s in DeliveryStatus]
+# Reasons stored by earlier versions end in a UTC time; readers now show `next_attempt_at` in their own zone.
+_LEGACY_NEXT_TRY = re.compile(r"; next try at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$")
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,19 @@ class DeliveryView:
     status: str
     reason: str | None
     source: str
-    received_at: datetime
+    received_at: datetime  # when the order arrived; a resend does not change it
     next_attempt_at: datetime | None
     finished_at: datetime | None
     attempts: list[AttemptView]
     payload_warning: str | None
+    resent_at: datetime | None = None  # the latest resend, which restarted the retry window
 
     @classmethod
     def of(cls, d: Delivery) -> "DeliveryView":
         return cls(
             id=d.id, installation_id=d.installation_id, order_id=d.order_id, order_number=d.order_number,
-            channel=d.channel_slug, status=d.status, reason=d.reason, source=d.source, received_at=d.received_at,
+            channel=d.channel_slug, status=d.status, reason=_LEGACY_NEXT_TRY.sub("", d.reason) if d.reason else d.reason,
+            source=d.source, received_at=d.received_at, resent_at=d.retry_window_started_at,
             next_attempt_at=d.next_attempt_at if d.status in ("pending", "retrying") else None,
             finished_at=d.finished_at, payload_warning=d.payload_warning,
             attempts=[AttemptView(a.started_at, a.duration_ms, a.target, a.http_status, a.outcome, a.excerpt) for a in d.attempts],

@@ -22,6 +22,7 @@ from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor.problems import ProblemReporter
 from saleor_app.saleor.payloads import OrderLineDetail, PayloadError, parse_order_confirmed
 from saleor_app.secrets import SecretUnreadable
+from saleor_app.settings.key_status import record_delivery_verdict
 from saleor_app.storage.models import Delivery, DeliverySource, DeliveryStatus, Installation, utcnow
 from saleor_app.storage.repositories import (
     AppProblemRepository,
@@ -207,6 +208,8 @@ class DeliveryWorker:
                 delivery.id, worker_id=self.worker_id, status=verdict.status, reason=verdict.reason,
                 next_attempt_at=verdict.next_attempt_at, event_body=verdict.event_body,
             )
+            if settled:  # what the verdict says of the channel's key, shown on its card
+                await record_delivery_verdict(session, delivery, verdict)
         if not settled:
             log.warning("delivery %s: lease lost before settling (%s)", delivery.id, verdict.status, extra=log_extra)
             return
@@ -215,7 +218,7 @@ class DeliveryWorker:
         if verdict.status in (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value):
             self.ctx.metrics.deliveries_finished.labels(verdict.status).inc()
         if verdict.status == DeliveryStatus.DELIVERED.value:
-            self.ctx.metrics.webhook_to_delivery_seconds.observe((utcnow() - delivery.received_at).total_seconds())
+            self.ctx.metrics.webhook_to_delivery_seconds.observe((utcnow() - delivery.retry_window_start).total_seconds())
         log.info("order %s %s: %s", delivery.order_number, verdict.status, verdict.reason, extra=log_extra)
 
     async def _update_problems(self, installation_id: int, verdict: Verdict) -> None:
@@ -343,14 +346,14 @@ class DeliveryWorker:
     def _retry_or_fail(self, delivery: Delivery, message: str, retry_after: float | None) -> Verdict:
         attempt = max(1, delivery.attempt_count)  # attempts recorded so far, this one included
         when = next_attempt_or_none(
-            now=utcnow(), received_at=delivery.received_at, attempt=attempt,
+            now=utcnow(), window_started_at=delivery.retry_window_start, attempt=attempt,
             base=self.settings.delivery_retry_base_seconds, cap=self.settings.delivery_retry_max_seconds,
             max_age=self.settings.delivery_max_age_seconds, retry_after=retry_after,
         )
         if when is None:
             hours = self.settings.delivery_max_age_seconds / 3600
             return Verdict(DeliveryStatus.FAILED.value, f"gave up after {hours:g} h of retries; last error: {message}")
-        return Verdict(DeliveryStatus.RETRYING.value, f"{message}; next try at {when:%Y-%m-%d %H:%M:%S} UTC", next_attempt_at=when)
+        return Verdict(DeliveryStatus.RETRYING.value, message, next_attempt_at=when)  # readers show the time in their zone
 
     async def _record(self, delivery: Delivery, started_at: datetime, started: float, outcome: str,
                       http_status: int | None, excerpt: str | None, *, target: str) -> None:

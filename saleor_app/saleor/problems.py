@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 from saleor_app.context import AppContext
 from saleor_app.saleor.exceptions import SaleorError
 from saleor_app.storage.models import Installation
-from saleor_app.storage.repositories import AppProblemRepository, InstallationRepository
+from saleor_app.storage.repositories import AppProblemRepository, ChannelNameRepository, InstallationRepository
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,22 @@ def deliveries_failed(channel: str) -> str:
 
 
 MANAGE_ORDERS_LOST = "manage-orders-lost"
+_CHANNEL_KEY_PREFIXES = ("vtmarketing-key-rejected:", "deliveries-failed:")
+
+
+def channel_of(key: str) -> str | None:
+    """The channel slug a problem key is about, if it is about one."""
+    for prefix in _CHANNEL_KEY_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix):] or None
+    return None
+
+
+def name_channel(message: str, slug: str, name: str | None) -> str:
+    """The worker only knows slugs and writes "channel <slug>"; the merchant knows the channel by its name."""
+    if not name or name == slug:
+        return message
+    return message.replace(f"channel {slug}", f"channel {name} ({slug})")
 
 
 class ProblemReporter:
@@ -71,6 +87,9 @@ class ProblemReporter:
         async with self.ctx.db.session() as session:
             if await AppProblemRepository(session).get(installation.id, key) is not None:
                 return  # already shown: one problem per kind and channel
+            slug = channel_of(key)
+            if slug:
+                message = name_channel(message, slug, (await ChannelNameRepository(session).names(installation.id)).get(slug))
         token = self.ctx.secrets.decrypt(installation.token_encrypted)
         try:
             if not await self._supported(installation, token):

@@ -21,7 +21,7 @@ from saleor_app.delivery.service import STATUS_VALUES, DeliveryService
 from saleor_app.errors import AppError
 from saleor_app.settings.auth import DashboardUser
 from saleor_app.settings.exceptions import InvalidChannelSettings
-from saleor_app.settings.service import ITEM_ID_VALUES, ORDER_ID_VALUES, ChannelSettingsService
+from saleor_app.settings.service import ITEM_ID_VALUES, ORDER_ID_VALUES, ChannelSettingsService, ChannelSettingsView
 from saleor_app.settings.test_event import TestEventService
 from saleor_app.settings.types import (
     ITEM_ID_LABELS,
@@ -34,11 +34,13 @@ from saleor_app.settings.types import (
     Choice,
     Delivery,
     DeliveryConnection,
+    DeliveryCounts,
     InstallationInfo,
     LoadedChannels,
     RetryDeliveryPayload,
     RetryFailedPayload,
     SettingsOptions,
+    StoredChannel,
     TestEventPayload,
     UserError,
     Viewer,
@@ -122,6 +124,28 @@ class Query:
     async def channels_error(self, info: Info) -> UserError | None:
         return (await _context(info).channel_overview()).error
 
+    @strawberry.field(
+        description="Every channel the app stores settings or deliveries for, with its key status and delivery "
+        "counts, read from the app's database only (Saleor is not asked): what the page polls."
+    )
+    async def stored_channels(self, info: Info) -> list[StoredChannel]:
+        context = _context(info)
+        installation_id = context.installation.id
+        service = ChannelSettingsService(context.ctx)
+        settings = {view.channel: view for view in await service.list(installation_id)}
+        counts = await DeliveryService(context.ctx).counts(installation_id)
+        names = await service.channel_names(installation_id)
+        slugs = sorted(set(settings) | {slug for slug in counts if slug})
+        return [
+            StoredChannel(
+                slug=slug,
+                name=names.get(slug),
+                settings=ChannelSettings.of(settings.get(slug) or ChannelSettingsView.of(None, slug)),
+                delivery_counts=DeliveryCounts.of(counts.get(slug)),
+            )
+            for slug in slugs
+        ]
+
     @strawberry.field
     def settings_options(self, info: Info) -> SettingsOptions:
         return SettingsOptions(
@@ -159,7 +183,8 @@ class Query:
         except AppError as exc:
             raise _graphql_error(exc) from None
         retention = context.ctx.settings.retention_days
-        items = [Delivery.of(view, retention) for view in views]
+        names = await ChannelSettingsService(context.ctx).channel_names(context.installation.id)
+        items = [Delivery.of(view, retention, names) for view in views]
         return DeliveryConnection(items=items, has_more=has_more, end_cursor=items[-1].id if items else None)
 
     @strawberry.field(description="One delivery of this installation; null when there is none with that id.")
@@ -172,7 +197,8 @@ class Query:
             view = await DeliveryService(context.ctx).get(delivery_id, installation_id=context.installation.id)
         except AppError:
             return None
-        return Delivery.of(view, context.ctx.settings.retention_days)
+        names = await ChannelSettingsService(context.ctx).channel_names(context.installation.id)
+        return Delivery.of(view, context.ctx.settings.retention_days, names)
 
 
 @strawberry.type
@@ -181,7 +207,7 @@ class Mutation:
     async def update_channel_settings(self, info: Info, input: ChannelSettingsInput) -> ChannelSettingsPayload:  # noqa: A002
         context = _context(info)
         try:
-            view = await ChannelSettingsService(context.ctx).update(
+            result = await ChannelSettingsService(context.ctx).apply(
                 context.installation.id,
                 input.channel.strip(),
                 api_key=input.api_key,
@@ -191,25 +217,30 @@ class Mutation:
             )
         except InvalidChannelSettings as exc:
             errors = [UserError(code="INVALID", field=field, message=message) for field, message in exc.fields.items()]
-            return ChannelSettingsPayload(ok=False, settings=None, errors=errors)
-        log.info(
-            "channel settings of %s changed by %s (%s)",
-            view.channel,
-            context.user.user_id,
-            ", ".join(name for name, value in vars(input).items() if value is not None and name != "channel"),
-            extra={"installation": context.installation.id, "channel": view.channel},
+            return ChannelSettingsPayload(ok=False, settings=None, changed=[], errors=errors)
+        if result.changed:
+            log.info(
+                "channel settings of %s changed by %s (%s)",
+                result.view.channel,
+                context.user.user_id,
+                ", ".join(result.changed),
+                extra={"installation": context.installation.id, "channel": result.view.channel},
+            )
+        return ChannelSettingsPayload(
+            ok=True, settings=ChannelSettings.of(result.view), changed=list(result.changed), errors=[]
         )
-        return ChannelSettingsPayload(ok=True, settings=ChannelSettings.of(view), errors=[])
 
     @strawberry.mutation(description="Send a marked test event with the channel's key (or `apiKey`, unsaved).")
     async def send_test_event(
         self, info: Info, channel: str, api_key: str | None = None, currency: str | None = None
     ) -> TestEventPayload:
         context = _context(info)
-        result = await TestEventService(context.ctx).send(
-            context.installation.id, channel.strip(), api_key=api_key, currency=currency
-        )
+        slug = channel.strip()
+        result = await TestEventService(context.ctx).send(context.installation.id, slug, api_key=api_key, currency=currency)
         errors = [] if result.ok else [UserError(code=result.code or "FAILED", field=result.field, message=result.message)]
+        settings = None
+        if result.code != "INVALID_INPUT":
+            settings = ChannelSettings.of(await ChannelSettingsService(context.ctx).get(context.installation.id, slug))
         return TestEventPayload(
             ok=result.ok,
             http_status=result.http_status,
@@ -217,6 +248,7 @@ class Mutation:
             code=result.code,
             order_id=result.order_id,
             duration_ms=result.duration_ms,
+            settings=settings,
             errors=errors,
         )
 
@@ -232,7 +264,8 @@ class Mutation:
             view = await DeliveryService(context.ctx).retry(delivery_id, installation_id=context.installation.id)
         except AppError as exc:
             return RetryDeliveryPayload(ok=False, delivery=None, errors=[UserError(code=exc.code, message=exc.message)])
-        return RetryDeliveryPayload(ok=True, delivery=Delivery.of(view, context.ctx.settings.retention_days), errors=[])
+        names = await ChannelSettingsService(context.ctx).channel_names(context.installation.id)
+        return RetryDeliveryPayload(ok=True, delivery=Delivery.of(view, context.ctx.settings.retention_days, names), errors=[])
 
     @strawberry.mutation(description="Send every failed delivery (of one channel, or all) again.")
     async def retry_failed_deliveries(self, info: Info, channel: str | None = None) -> RetryFailedPayload:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from saleor_app.context import AppContext
 from saleor_app.delivery.service import DeliveryService
@@ -12,8 +13,9 @@ from saleor_app.saleor import problems
 from saleor_app.saleor.problems import ProblemReporter
 from saleor_app.secrets import SecretUnreadable, mask_secret
 from saleor_app.settings.exceptions import InvalidChannelSettings, UnknownInstallationUrl
-from saleor_app.storage.models import ChannelSettings, Installation, ItemIdSource, OrderIdSource
-from saleor_app.storage.repositories import ChannelSettingsRepository, InstallationRepository
+from saleor_app.settings.key_status import record_test_verdict
+from saleor_app.storage.models import ChannelSettings, Installation, ItemIdSource, OrderIdSource, utcnow
+from saleor_app.storage.repositories import ChannelNameRepository, ChannelSettingsRepository, InstallationRepository
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,10 @@ MAX_API_KEY_LENGTH = 512
 
 @dataclass(frozen=True)
 class ChannelSettingsView:
-    """What may be shown of a channel's settings: never the key, only its hint."""
+    """What may be shown of a channel's settings: never the key, only its hint.
+
+    `enabled` says whether orders are sent: never for a channel without a key, whatever its stored switch says.
+    `key_status` is what VTmarketing last said of the stored key (accepted, refused, or None: not known yet)."""
 
     channel: str
     enabled: bool
@@ -32,12 +37,28 @@ class ChannelSettingsView:
     item_id: str
     order_id: str
     configured: bool
+    key_status: str | None = None
+    key_status_message: str | None = None
+    key_status_at: datetime | None = None
 
     @classmethod
     def of(cls, row: ChannelSettings | None, channel: str) -> "ChannelSettingsView":
         if row is None:
-            return cls(channel, True, None, ItemIdSource.SKU.value, OrderIdSource.NUMBER.value, False)
-        return cls(row.channel_slug, row.enabled, row.api_key_hint, row.item_id, row.order_id, bool(row.api_key_encrypted))
+            return cls(channel, False, None, ItemIdSource.SKU.value, OrderIdSource.NUMBER.value, False)
+        configured = bool(row.api_key_encrypted)
+        return cls(
+            row.channel_slug, row.enabled and configured, row.api_key_hint, row.item_id, row.order_id, configured,
+            row.key_status if configured else None, row.key_status_message if configured else None,
+            row.key_status_at if configured else None,
+        )
+
+
+@dataclass(frozen=True)
+class ChannelUpdate:
+    """A saved update: the settings as stored now, and which fields really changed (empty: nothing to save)."""
+
+    view: ChannelSettingsView
+    changed: tuple[str, ...]
 
 
 def validate_channel_update(
@@ -91,15 +112,44 @@ class ChannelSettingsService:
         order_id: str | None = None,
     ) -> ChannelSettingsView:
         """Partial update: what is None stays as stored (an omitted API key keeps the stored one)."""
+        result = await self.apply(
+            installation_id, channel, api_key=api_key, enabled=enabled, item_id=item_id, order_id=order_id
+        )
+        return result.view
+
+    async def apply(
+        self,
+        installation_id: int,
+        channel: str,
+        *,
+        api_key: str | None = None,
+        enabled: bool | None = None,
+        item_id: str | None = None,
+        order_id: str | None = None,
+    ) -> ChannelUpdate:
+        """`update`, telling which fields changed. Sending cannot be turned on for a channel without a key."""
         errors = validate_channel_update(channel=channel, api_key=api_key, item_id=item_id, order_id=order_id)
         if errors:
             raise InvalidChannelSettings(errors)
+        changed: list[str] = []
         async with self.ctx.db.transaction() as session:
             row = await ChannelSettingsRepository(session).get_or_create(installation_id, channel)
-            if api_key is not None:
+            if api_key is not None and not self._holds_key(row, api_key.strip()):
                 key = api_key.strip()
                 row.api_key_encrypted = self.ctx.secrets.encrypt(key)
                 row.api_key_hint = mask_secret(key)
+                row.key_changed_at = utcnow()
+                row.key_status = row.key_status_message = row.key_status_at = None  # nothing known of the new key
+                changed.append("apiKey")
+            if enabled and not row.api_key_encrypted:
+                raise InvalidChannelSettings(
+                    {"enabled": "Save an API key first: without one, this channel's orders cannot be sent."}
+                )  # the transaction rolls back: a row created just now is not kept
+            for name, new, current in (
+                ("enabled", enabled, row.enabled), ("itemId", item_id, row.item_id), ("orderId", order_id, row.order_id)
+            ):
+                if new is not None and new != current:
+                    changed.append(name)
             if enabled is not None:
                 row.enabled = enabled
             if item_id is not None:
@@ -108,9 +158,34 @@ class ChannelSettingsService:
                 row.order_id = order_id
             await session.flush()
             view = ChannelSettingsView.of(row, channel)
-        if api_key is not None:
+        if "apiKey" in changed:
             await self._on_key_changed(installation_id, channel)
-        return view
+        return ChannelUpdate(view, tuple(changed))
+
+    def _holds_key(self, row: ChannelSettings, key: str) -> bool:
+        """The same key pasted again is no change (its status stays known)."""
+        if not row.api_key_encrypted:
+            return False
+        try:
+            return self.ctx.secrets.decrypt(row.api_key_encrypted) == key
+        except SecretUnreadable:
+            return False
+
+    async def record_test_verdict(
+        self, installation_id: int, channel: str, *, accepted: bool, detail: str, key_read_at: datetime
+    ) -> None:
+        """A test event with the stored key tells whether it works; success also ends a "key refused" problem."""
+        async with self.ctx.db.transaction() as session:
+            await record_test_verdict(
+                session, installation_id, channel, accepted=accepted, detail=detail, key_read_at=key_read_at
+            )
+        if accepted:
+            await self._on_key_changed(installation_id, channel)
+
+    async def channel_names(self, installation_id: int) -> dict[str, str]:
+        """Channel names by slug, as Saleor last gave them to the page."""
+        async with self.ctx.db.session() as session:
+            return await ChannelNameRepository(session).names(installation_id)
 
     async def api_key(self, installation_id: int, channel: str) -> str | None:
         async with self.ctx.db.session() as session:
@@ -118,7 +193,7 @@ class ChannelSettingsService:
         return self.ctx.secrets.decrypt(row.api_key_encrypted) if row and row.api_key_encrypted else None
 
     async def _on_key_changed(self, installation_id: int, channel: str) -> None:
-        """A new key ends the "VTmarketing refuses the key" problem shown in the dashboard."""
+        """A new key (or proof that the key works) ends the "VTmarketing refuses the key" dashboard problem."""
         async with self.ctx.db.session() as session:
             installation = await InstallationRepository(session).get(installation_id)
         if installation is not None:
@@ -169,6 +244,8 @@ async def channel_overview(ctx: AppContext, installation: Installation) -> Chann
         error_message = ("Saleor could not be reached to list the channels. Showing the stored settings only; "
                          "reload to try again.")
 
+    if live:
+        await _remember_names(ctx, installation.id, live)
     items: list[ChannelOverviewItem] = []
     seen: set[str] = set()
     for channel in live or []:
@@ -187,3 +264,13 @@ async def channel_overview(ctx: AppContext, installation: Installation) -> Chann
             is_active=None, exists_in_saleor=False if live is not None else None,
         ))
     return ChannelOverview(items, error_code, error_message)
+
+
+async def _remember_names(ctx: AppContext, installation_id: int, live: list[dict]) -> None:
+    """Keep Saleor's channel names for the places that only know slugs (the worker's problems, the delivery log)."""
+    names = {str(c["slug"]): str(c["name"])[:255] for c in live if c.get("slug") and c.get("name")}
+    try:
+        async with ctx.db.transaction() as session:
+            await ChannelNameRepository(session).save(installation_id, names)
+    except Exception:  # names are a nicety: never fail the channel list for them
+        log.exception("channel names of installation %s could not be stored", installation_id)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from saleor_app.context import AppContext
 from saleor_app.secrets import SecretUnreadable
 from saleor_app.settings.service import ChannelSettingsService, validate_channel_update
+from saleor_app.storage.models import utcnow
 from saleor_app.vtmarketing.mapping import build_confirmation_event, encode_event
 from saleor_app.vtmarketing.models import MappingOptions, OrderData, OrderLine
 
@@ -87,6 +88,7 @@ class TestEventService:
             field, message = next(iter(errors.items()))
             return TestEventResult(ok=False, message=message, code="INVALID_INPUT", field=field)
 
+        key_read_at = utcnow()
         view = await self.settings.get(installation_id, channel)
         used_stored_key = api_key is None
         if api_key is None:
@@ -118,6 +120,13 @@ class TestEventService:
             extra={"installation": installation_id, "channel": channel, "http_status": result.http_status},
         )
         status = f"HTTP {result.http_status}" if result.http_status is not None else "no answer"
+        if used_stored_key and (result.outcome == "delivered" or result.rejected_key):
+            # Only the stored key's status is kept: a pasted, unsaved key is not the channel's key (yet).
+            await self.settings.record_test_verdict(
+                installation_id, channel, accepted=result.outcome == "delivered",
+                detail=result.message if status in result.message else f"{status}: {result.message}",
+                key_read_at=key_read_at,
+            )
         if result.outcome == "delivered":
             return TestEventResult(
                 ok=True,

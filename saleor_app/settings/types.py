@@ -83,17 +83,28 @@ class Channel:
     item_id: str
     order_id: str
     configured: bool = strawberry.field(description="An API key is stored for this channel.")
+    key_status: str | None = strawberry.field(
+        description="What VTmarketing last said of the stored key: accepted, refused, or null (not known yet)."
+    )
+    key_status_message: str | None
+    key_status_at: datetime | None
     delivery_counts: DeliveryCounts
+
+
+ENABLED_DESCRIPTION = "Orders of this channel are sent; always false for a channel without a key."
 
 
 @strawberry.type(description="The stored settings of one channel, as saved.")
 class ChannelSettings:
     channel: str
-    enabled: bool
+    enabled: bool = strawberry.field(description=ENABLED_DESCRIPTION)
     api_key_hint: str | None
     item_id: str
     order_id: str
     configured: bool
+    key_status: str | None
+    key_status_message: str | None
+    key_status_at: datetime | None
 
     @classmethod
     def of(cls, view: ChannelSettingsView) -> "ChannelSettings":
@@ -104,7 +115,18 @@ class ChannelSettings:
             item_id=view.item_id,
             order_id=view.order_id,
             configured=view.configured,
+            key_status=view.key_status,
+            key_status_message=view.key_status_message,
+            key_status_at=view.key_status_at,
         )
+
+
+@strawberry.type(description="A channel as stored by the app (no call to Saleor): cheap enough to poll.")
+class StoredChannel:
+    slug: str
+    name: str | None = strawberry.field(description="The name Saleor last gave; null if the page never listed it.")
+    settings: ChannelSettings
+    delivery_counts: DeliveryCounts
 
 
 @strawberry.type
@@ -123,11 +145,13 @@ class Delivery:
     order_number: str | None
     order_id: str | None
     channel: str | None
+    channel_name: str | None = strawberry.field(description="The channel's name as Saleor last gave it.")
     status: str
     status_label: str
     reason: str | None = strawberry.field(description="Why it is in this state, in plain words.")
     source: str
-    received_at: datetime
+    received_at: datetime = strawberry.field(description="When the order arrived; a resend does not change it.")
+    resent_at: datetime | None = strawberry.field(description="The latest resend, which restarted the retry window.")
     next_attempt_at: datetime | None
     finished_at: datetime | None
     expires_at: datetime | None = strawberry.field(description="When the log entry will be pruned (RETENTION_DAYS).")
@@ -136,17 +160,19 @@ class Delivery:
     attempts: list[Attempt]
 
     @classmethod
-    def of(cls, view: DeliveryView, retention_days: int) -> "Delivery":
+    def of(cls, view: DeliveryView, retention_days: int, channel_names: dict[str, str] | None = None) -> "Delivery":
         return cls(
             id=strawberry.ID(str(view.id)),
             order_number=view.order_number,
             order_id=view.order_id,
             channel=view.channel,
+            channel_name=(channel_names or {}).get(view.channel or ""),
             status=view.status,
             status_label=STATUS_LABELS.get(view.status, view.status),
             reason=view.reason,
             source=view.source,
             received_at=view.received_at,
+            resent_at=view.resent_at,
             next_attempt_at=view.next_attempt_at,
             finished_at=view.finished_at,
             expires_at=view.finished_at + timedelta(days=retention_days) if view.finished_at else None,
@@ -214,6 +240,7 @@ class ChannelSettingsInput:
 class ChannelSettingsPayload:
     ok: bool
     settings: ChannelSettings | None
+    changed: list[str] = strawberry.field(description="The fields this update really changed; empty: nothing to save.")
     errors: list[UserError]
 
 
@@ -225,6 +252,7 @@ class TestEventPayload:
     code: str | None
     order_id: str | None = strawberry.field(description="The test event's orderId, to find it in VTmarketing.")
     duration_ms: int | None
+    settings: ChannelSettings | None = strawberry.field(description="The channel's settings after the test (key status).")
     errors: list[UserError]
 
 
@@ -271,5 +299,8 @@ def _channel(item: ChannelOverviewItem) -> Channel:
         item_id=view.item_id,
         order_id=view.order_id,
         configured=view.configured,
+        key_status=view.key_status,
+        key_status_message=view.key_status_message,
+        key_status_at=view.key_status_at,
         delivery_counts=DeliveryCounts.of(item.counts),
     )

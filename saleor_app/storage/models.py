@@ -121,8 +121,34 @@ class ChannelSettings(Base):
     order_id: Mapped[str] = mapped_column(String(32), default=OrderIdSource.NUMBER.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # What VTmarketing last said of the stored key (settings/key_status.py): null until a delivery or a test event
+    # with it got an answer that tells; reset when the key changes. `key_changed_at` lets a verdict reached with an
+    # older key be ignored.
+    key_status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # accepted | refused
+    key_status_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    key_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     installation: Mapped[Installation] = relationship(back_populates="channels")
+
+
+class KeyStatus(str, enum.Enum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class ChannelName(Base):
+    """A channel's name as Saleor last gave it, so places that only know the slug (the worker's dashboard problems,
+    the delivery log) can name the channel as the merchant knows it. Refreshed whenever the page lists channels."""
+
+    __tablename__ = "channel_names"
+    __table_args__ = (UniqueConstraint("installation_id", "channel_slug", name="uq_channel_names_installation_channel"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    channel_slug: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -171,12 +197,19 @@ class Delivery(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     event_body: Mapped[str | None] = mapped_column(Text, nullable=True)  # what was (last) sent to VTmarketing
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a resend restarted the retry window (null: never resent). `received_at` stays the order's arrival.
+    retry_window_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     attempts: Mapped[list[DeliveryAttempt]] = relationship(
         back_populates="delivery", cascade="all, delete-orphan", order_by="DeliveryAttempt.id"
     )
+
+    @property
+    def retry_window_start(self) -> datetime:
+        """Failures are retried for DELIVERY_MAX_AGE from here: the order's arrival, or its latest resend."""
+        return self.retry_window_started_at or self.received_at
 
 
 class DeliveryAttempt(Base):

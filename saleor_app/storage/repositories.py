@@ -15,12 +15,14 @@ from saleor_app.storage.models import (
     OPEN_STATUSES,
     AppProblem,
     BackfillCursor,
+    ChannelName,
     ChannelSettings,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
     Installation,
     InstallationStatus,
+    KeyStatus,
     utcnow,
 )
 
@@ -111,6 +113,54 @@ class ChannelSettingsRepository:
             self.session.add(settings)
             await self.session.flush()
         return settings
+
+    async def record_key_verdict(
+        self, installation_id: int, channel_slug: str, *, status: str, message: str, at: datetime, key_read_at: datetime
+    ) -> bool:
+        """Store what VTmarketing said of the channel's stored key, unless the key changed after `key_read_at` (the
+        verdict was about an older key). An acceptance of a key already known to work writes nothing."""
+        conditions = [
+            ChannelSettings.installation_id == installation_id,
+            ChannelSettings.channel_slug == channel_slug,
+            ChannelSettings.api_key_encrypted.is_not(None),
+            or_(ChannelSettings.key_changed_at.is_(None), ChannelSettings.key_changed_at <= key_read_at),
+        ]
+        if status == KeyStatus.ACCEPTED.value:
+            conditions.append(
+                or_(ChannelSettings.key_status.is_(None), ChannelSettings.key_status != KeyStatus.ACCEPTED.value)
+            )
+        result = await self.session.execute(
+            update(ChannelSettings)
+            .where(*conditions)
+            .values(key_status=status, key_status_message=message, key_status_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+class ChannelNameRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def names(self, installation_id: int) -> dict[str, str]:
+        rows = await self.session.execute(
+            select(ChannelName.channel_slug, ChannelName.name).where(ChannelName.installation_id == installation_id)
+        )
+        return {slug: name for slug, name in rows}
+
+    async def save(self, installation_id: int, names: dict[str, str]) -> int:
+        """Store the names that are new or changed (usually none); returns how many were written."""
+        stored = await self.names(installation_id)
+        changed = {slug: name for slug, name in names.items() if stored.get(slug) != name}
+        now = utcnow()
+        for slug, name in changed.items():
+            statement = (
+                _insert(self.session, ChannelName)
+                .values(installation_id=installation_id, channel_slug=slug, name=name, updated_at=now)
+                .on_conflict_do_update(index_elements=["installation_id", "channel_slug"], set_={"name": name, "updated_at": now})
+            )
+            await self.session.execute(statement)
+        return len(changed)
 
 
 @dataclass(frozen=True)
@@ -289,7 +339,8 @@ class DeliveryRepository:
         return result.rowcount
 
     async def requeue(self, delivery_ids: list[int], *, reason: str) -> int:
-        """Send again on demand: failed, skipped or delivered deliveries go back to pending."""
+        """Send again on demand: failed, skipped or delivered deliveries go back to pending. The retry window starts
+        again; `received_at` keeps the order's arrival."""
         now = utcnow()
         result = await self.session.execute(
             update(Delivery)
@@ -298,7 +349,7 @@ class DeliveryRepository:
                 status=DeliveryStatus.PENDING.value,
                 reason=reason,
                 next_attempt_at=now,
-                received_at=now,  # the retry window starts again
+                retry_window_started_at=now,
                 finished_at=None,
                 updated_at=now,
             )
@@ -353,10 +404,11 @@ class DeliveryRepository:
         return {(channel, status): count for channel, status, count in rows}
 
     async def queue_stats(self) -> tuple[int, datetime | None]:
-        """How many deliveries wait, and when the oldest of them arrived."""
+        """How many deliveries wait, and since when the oldest of them waits (its arrival, or its resend)."""
+        waiting_since = func.coalesce(Delivery.retry_window_started_at, Delivery.received_at)
         row = (
             await self.session.execute(
-                select(func.count(), func.min(Delivery.received_at)).where(Delivery.status.in_(OPEN_STATUSES))
+                select(func.count(), func.min(waiting_since)).where(Delivery.status.in_(OPEN_STATUSES))
             )
         ).one()
         return int(row[0]), row[1]

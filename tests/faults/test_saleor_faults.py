@@ -69,7 +69,7 @@ async def test_saleor_down_during_enrichment_then_back_delivers_once(running_app
         assert delivery.status == "retrying"
         (attempt,) = await attempts_of(running_app, target="saleor")
         assert attempt.outcome == "error"
-        assert "next try at " in delivery.reason
+        assert delivery.next_attempt_at is not None and "next try" not in delivery.reason  # shown in the reader's zone
         if fault == "refused":
             assert "Saleor could not be reached" in delivery.reason and "connection" in delivery.reason.lower()
             assert attempt.http_status is None and "could not be reached" in attempt.excerpt
@@ -165,9 +165,7 @@ async def test_lost_manage_orders_retries_slowly_says_why_and_recovers_once(runn
 
     delivery = await one_delivery(running_app)
     assert delivery.status == "retrying"
-    assert delivery.reason.startswith(
-        "the app lost the MANAGE_ORDERS permission in Saleor; waiting for it to be given back; next try at "
-    )
+    assert delivery.reason == "the app lost the MANAGE_ORDERS permission in Saleor; waiting for it to be given back"
     # An hour, not seconds: a permission does not come back by itself.
     assert delivery.next_attempt_at >= before + timedelta(seconds=PERMISSION_RETRY_SECONDS - 1)
     assert (await installation_row(running_app)).status == "active"  # the token itself is fine

@@ -43,6 +43,13 @@ def assert_reason(reason: str | None, *parts: str) -> None:
     assert not missing, f"{reason!r} does not say {missing}"
 
 
+def assert_retry_scheduled(delivery) -> None:  # type: ignore[no-untyped-def]
+    """A retry has its time in `next_attempt_at`, which readers show in their own time zone; the reason holds no
+    time of its own (it used to carry a UTC one)."""
+    assert delivery.status == "retrying" and delivery.next_attempt_at is not None
+    assert "next try" not in delivery.reason and "UTC" not in delivery.reason
+
+
 async def vtm_attempts(running_app) -> list:  # type: ignore[no-untyped-def]
     return await attempts_of(running_app, target="vtmarketing")
 
@@ -59,7 +66,8 @@ async def test_500s_are_retried_until_delivered_once(running_app, installed, wor
     delivery = await one_delivery(running_app)
     assert delivery.status == "retrying"
     # The merchant reads the status and VTmarketing's own words, and when the next try is.
-    assert_reason(delivery.reason, "500", "Service unavailable: Please try again later", "next try at ")
+    assert_reason(delivery.reason, "500", "Service unavailable: Please try again later")
+    assert_retry_scheduled(delivery)
     assert delivery.next_attempt_at is not None
 
     deliveries = await drive_until_settled(running_app, worker)
@@ -72,6 +80,8 @@ async def test_500s_are_retried_until_delivered_once(running_app, installed, wor
     assert len(fake_vtm.requests) == 3
 
 
+# Retries only when the test makes them due: how many attempts it sees does not depend on the machine's speed.
+@pytest.mark.parametrize("settings_overrides", [{"delivery_retry_base_seconds": 3600, "delivery_retry_max_seconds": 7200}])
 async def test_500_forever_gives_up_visibly_and_tells_the_dashboard(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
     await configure(running_app, installed)
     fake_vtm.fail_next(50, status=500)
@@ -120,7 +130,8 @@ async def test_429_retry_after_is_waited_for_then_delivered_once(running_app, in
 
     delivery = await one_delivery(running_app)
     assert delivery.status == "retrying"
-    assert_reason(delivery.reason, "429", "Too many requests: Please slow down", "next try at ")
+    assert_reason(delivery.reason, "429", "Too many requests: Please slow down")
+    assert_retry_scheduled(delivery)
     # Not sooner than VTmarketing asked (the HTTP-date has one-second resolution), and not much later either.
     wait = (delivery.next_attempt_at - before).total_seconds()
     assert 118 <= wait <= 125, wait
@@ -202,7 +213,8 @@ async def test_answer_slower_than_the_timeout_is_retried_and_may_duplicate(runni
 
     delivery = await one_delivery(running_app)
     assert delivery.status == "retrying"
-    assert_reason(delivery.reason, "timed out after 0.3 s", "next try at ")
+    assert_reason(delivery.reason, "timed out after 0.3 s")
+    assert_retry_scheduled(delivery)
     (attempt,) = await vtm_attempts(running_app)
     assert (attempt.http_status, attempt.outcome, attempt.excerpt) == (None, "retry", None)
     assert 250 <= attempt.duration_ms < 1000
@@ -234,7 +246,8 @@ async def test_connection_refused_then_back_on_the_same_port_delivers_once(runni
         await worker.run_until_idle()
         delivery = await one_delivery(running_app)
         assert delivery.status == "retrying"
-        assert_reason(delivery.reason, "connection refused", "next try at ")
+        assert_reason(delivery.reason, "connection refused")
+        assert_retry_scheduled(delivery)
         (attempt,) = await vtm_attempts(running_app)
         assert (attempt.http_status, attempt.outcome, attempt.excerpt) == (None, "retry", None)
         # Still down at the next try: still retrying, one more attempt recorded.
@@ -264,8 +277,8 @@ async def test_connection_reset_mid_answer_is_retried(running_app, installed, wo
     delivery = await one_delivery(running_app)
     assert delivery.status == "retrying"
     # The status line (200) arrived, the body did not: recorded as such, and retried since the answer is unknown.
-    assert_reason(delivery.reason, "200", "connection reset", "closed the connection before the answer was complete",
-                  "next try at ")
+    assert_reason(delivery.reason, "200", "connection reset", "closed the connection before the answer was complete")
+    assert_retry_scheduled(delivery)
     (attempt,) = await vtm_attempts(running_app)
     assert (attempt.http_status, attempt.outcome, attempt.excerpt) == (200, "retry", None)
 
@@ -304,7 +317,8 @@ async def test_html_answer_with_500_is_retried_then_delivered_once(running_app, 
     await worker.run_until_idle()
     delivery = await one_delivery(running_app)
     assert delivery.status == "retrying"
-    assert_reason(delivery.reason, "500", "next try at ")
+    assert_reason(delivery.reason, "500")
+    assert_retry_scheduled(delivery)
     (attempt,) = await vtm_attempts(running_app)
     assert (attempt.http_status, attempt.outcome) == (500, "retry") and "Bad Gateway" in attempt.excerpt
     assert fake_vtm.events == []  # a 5xx page: VTmarketing did not process it

@@ -3,6 +3,7 @@ channels live from Saleor, settings, test events, the delivery log and resending
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -14,10 +15,10 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from saleor_app.settings.service import ChannelSettingsService
-from saleor_app.storage.models import Delivery
+from saleor_app.storage.models import Delivery, utcnow
 from saleor_app.worker_runtime import build_worker
 from tests.conftest import RunningApp, configure, installation_id, place_order
 from tests.fakes.saleor import FakeSaleor
@@ -29,7 +30,7 @@ query { channels { id slug name currencyCode isActive existsInSaleor enabled api
 """
 UPDATE = """
 mutation($input: ChannelSettingsInput!) { updateChannelSettings(input: $input) {
-  ok settings { channel enabled apiKeyHint itemId orderId configured } errors { field code message } } }
+  ok changed settings { channel enabled apiKeyHint itemId orderId configured } errors { field code message } } }
 """
 TEST_EVENT = """
 mutation($channel: String!, $apiKey: String) { sendTestEvent(channel: $channel, apiKey: $apiKey) {
@@ -369,7 +370,9 @@ async def test_field_errors_come_back_as_data_and_nothing_is_saved(running_app, 
     assert [e["field"] for e in blank["updateChannelSettings"]["errors"]] == ["apiKey"]
     channels = (await gql(running_app, installed, CHANNELS))["channels"]
     usd = next(c for c in channels if c["slug"] == "default-channel")
-    assert usd["configured"] is False and usd["enabled"] is True  # nothing of the refused update was stored
+    assert usd["configured"] is False and usd["enabled"] is False  # no key: nothing is sent
+    inst = await installation_id(running_app, installed)
+    assert await ChannelSettingsService(running_app.ctx).list(inst) == []  # nothing of the refused update was stored
 
 
 # --- test events --------------------------------------------------------------------------------------------------
@@ -584,3 +587,255 @@ async def test_unexpected_failures_are_logged_and_masked(running_app, installed,
     assert errors[0]["message"] == "Unexpected error; see the app's logs."
     assert "internal detail" not in response.text
     assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records if r.name == "saleor_app.settings.schema")
+
+
+# A retry is not due again within the test: what a test sees after `run_until_idle` does not depend on speed.
+SLOW_RETRIES = pytest.mark.parametrize(
+    "settings_overrides", [{"delivery_retry_base_seconds": 3600, "delivery_retry_max_seconds": 7200}], ids=["slow-retries"]
+)
+
+
+# --- the key's status on the channel card -------------------------------------------------------------------------
+
+STORED = """query { storedChannels { slug name settings { channel enabled configured apiKeyHint keyStatus keyStatusMessage
+  keyStatusAt } deliveryCounts { delivered failed skipped retrying total } } }"""
+KEY_STATUS = "query { channels { slug enabled configured keyStatus keyStatusMessage keyStatusAt } }"
+
+
+async def key_status(running_app, saleor, channel: str = "default-channel") -> dict:  # type: ignore[no-untyped-def]
+    """The channel as the page's first load sees it (channels) and as its polls see it (storedChannels): the same."""
+    listed = next(c for c in (await gql(running_app, saleor, KEY_STATUS))["channels"] if c["slug"] == channel)
+    stored = next(c for c in (await gql(running_app, saleor, STORED))["storedChannels"] if c["slug"] == channel)
+    for field in ("keyStatus", "keyStatusMessage", "keyStatusAt", "enabled", "configured"):
+        assert listed[field] == stored["settings"][field], (field, listed, stored)
+    return listed
+
+
+@SLOW_RETRIES
+async def test_a_key_refused_for_an_order_shows_until_an_order_is_delivered(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed, "default-channel", api_key="vtm-key-wrong-12345678")
+    assert (await key_status(running_app, installed))["keyStatus"] is None  # nothing known yet
+
+    fake_vtm.accept_keys("vtm-key-right-12345678")
+    refused_order = await place_order(running_app, installed)
+    await worker.run_until_idle()
+    refused = await key_status(running_app, installed)
+    assert refused["keyStatus"] == "refused" and refused["keyStatusAt"]
+    assert refused["keyStatusMessage"].startswith(f"VTmarketing refused this key for order #{refused_order['number']}: HTTP 401")
+    assert "Invalid API key" in refused["keyStatusMessage"]
+
+    # An outage says nothing about the key.
+    fake_vtm.accept_keys()
+    fake_vtm.fail_next(1, status=503)
+    await place_order(running_app, installed)
+    await worker.run_until_idle()
+    assert (await key_status(running_app, installed))["keyStatus"] == "refused"
+
+    # A delivered order does (here: the retried one).
+    async with running_app.ctx.db.transaction() as session:
+        await session.execute(update(Delivery).where(Delivery.status == "retrying").values(next_attempt_at=utcnow()))
+    await worker.run_until_idle()
+    accepted = await key_status(running_app, installed)
+    assert accepted["keyStatus"] == "accepted" and accepted["keyStatusMessage"].startswith("VTmarketing accepted order #")
+    # ...and more delivered orders leave it as it is (no write per order).
+    await place_order(running_app, installed)
+    await worker.run_until_idle()
+    assert (await key_status(running_app, installed)) == accepted
+
+
+async def test_a_test_event_with_the_stored_key_tells_its_status_a_pasted_key_does_not(running_app, installed, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed, "default-channel", api_key="vtm-key-usd-12345678")
+    fake_vtm.accept_keys("vtm-key-other-12345678")
+    refused = (await gql(running_app, installed, TEST_EVENT_WITH_SETTINGS, {"channel": "default-channel"}))["sendTestEvent"]
+    assert refused["ok"] is False and refused["code"] == "KEY_REJECTED"
+    assert refused["settings"]["keyStatus"] == "refused"
+    message = refused["settings"]["keyStatusMessage"]
+    assert message.startswith("VTmarketing refused this key for a test event: HTTP 401") and "Invalid API key" in message
+    assert (await key_status(running_app, installed))["keyStatus"] == "refused"
+
+    # A pasted (unsaved) key is not the channel's key: its result changes nothing stored.
+    pasted = (await gql(running_app, installed, TEST_EVENT_WITH_SETTINGS,
+                        {"channel": "default-channel", "apiKey": "vtm-key-other-12345678"}))["sendTestEvent"]
+    assert pasted["ok"] is True and pasted["settings"]["keyStatus"] == "refused"
+
+    fake_vtm.accept_keys()
+    accepted = (await gql(running_app, installed, TEST_EVENT_WITH_SETTINGS, {"channel": "default-channel"}))["sendTestEvent"]
+    assert accepted["ok"] is True and accepted["settings"]["keyStatus"] == "accepted"
+    assert accepted["settings"]["keyStatusMessage"] == "VTmarketing accepted a test event with this key."
+
+    # VTmarketing down: nothing learnt about the key.
+    fake_vtm.fail_next(1, status=503)
+    down = (await gql(running_app, installed, TEST_EVENT_WITH_SETTINGS, {"channel": "default-channel"}))["sendTestEvent"]
+    assert down["ok"] is False and down["settings"]["keyStatus"] == "accepted"
+
+
+TEST_EVENT_WITH_SETTINGS = """
+mutation($channel: String!, $apiKey: String) { sendTestEvent(channel: $channel, apiKey: $apiKey) {
+  ok code message settings { channel keyStatus keyStatusMessage keyStatusAt } errors { field code message } } }
+"""
+
+
+async def test_a_new_key_starts_unknown_the_same_key_pasted_again_changes_nothing(running_app, installed, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed, "default-channel", api_key="vtm-key-usd-12345678")
+    await gql(running_app, installed, TEST_EVENT, {"channel": "default-channel"})
+    assert (await key_status(running_app, installed))["keyStatus"] == "accepted"
+    same = (await gql(running_app, installed, UPDATE, {"input": {"channel": "default-channel", "apiKey": "vtm-key-usd-12345678"}}))
+    assert same["updateChannelSettings"]["ok"] is True and same["updateChannelSettings"]["changed"] == []
+    assert (await key_status(running_app, installed))["keyStatus"] == "accepted"
+    new = (await gql(running_app, installed, UPDATE, {"input": {"channel": "default-channel", "apiKey": "vtm-key-new-87654321"}}))
+    assert new["updateChannelSettings"]["changed"] == ["apiKey"]
+    after = await key_status(running_app, installed)
+    assert after["keyStatus"] is None and after["keyStatusMessage"] is None and after["keyStatusAt"] is None
+
+
+async def test_a_verdict_about_a_key_replaced_meanwhile_is_ignored(running_app, installed, worker, fake_vtm, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A delivery is on its way with the old key when the merchant saves a new one: its refusal is about the old key."""
+    await configure(running_app, installed, "default-channel", api_key="vtm-key-old-12345678")
+    fake_vtm.accept_keys("vtm-key-new-12345678")
+    await place_order(running_app, installed)
+    sending, release = asyncio.Event(), asyncio.Event()
+    real_send = running_app.ctx.vtmarketing.send
+
+    async def held_send(api_key: str, body: bytes):  # type: ignore[no-untyped-def]
+        sending.set()
+        await release.wait()
+        return await real_send(api_key, body)
+
+    monkeypatch.setattr(running_app.ctx.vtmarketing, "send", held_send)
+    run = asyncio.create_task(worker.run_until_idle())
+    await asyncio.wait_for(sending.wait(), 30)
+    await configure(running_app, installed, "default-channel", api_key="vtm-key-new-12345678")
+    release.set()
+    await asyncio.wait_for(run, 30)
+    (delivery,) = await deliveries_in_db(running_app)
+    assert delivery.status == "failed" and "401" in delivery.reason  # the old key was refused...
+    assert (await key_status(running_app, installed))["keyStatus"] is None  # ...which says nothing of the new one
+
+
+# --- the switch, and "Saved." only when something was saved --------------------------------------------------------
+
+
+async def test_sending_cannot_be_turned_on_for_a_channel_without_a_key(running_app, installed) -> None:  # type: ignore[no-untyped-def]
+    pln = next(c for c in (await gql(running_app, installed, CHANNELS))["channels"] if c["slug"] == "channel-pln")
+    assert pln["configured"] is False and pln["enabled"] is False
+    refused = (await gql(running_app, installed, UPDATE, {"input": {"channel": "channel-pln", "enabled": True}}))["updateChannelSettings"]
+    assert refused["ok"] is False and [e["field"] for e in refused["errors"]] == ["enabled"]
+    assert "API key first" in refused["errors"][0]["message"]
+    assert await ChannelSettingsService(running_app.ctx).list(await installation_id(running_app, installed)) == []
+    # With a key in the same update it may.
+    both = (await gql(running_app, installed, UPDATE, {"input": {
+        "channel": "channel-pln", "apiKey": "vtm-key-pln-12345678", "enabled": True}}))["updateChannelSettings"]
+    assert both["ok"] is True and both["settings"]["enabled"] is True and set(both["changed"]) == {"apiKey"}
+    off = (await gql(running_app, installed, UPDATE, {"input": {"channel": "channel-pln", "enabled": False}}))["updateChannelSettings"]
+    assert off["ok"] is True and off["settings"]["enabled"] is False and off["changed"] == ["enabled"]
+
+
+async def test_an_update_says_which_fields_it_changed(running_app, installed) -> None:  # type: ignore[no-untyped-def]
+    async def changed(**fields) -> list[str]:  # type: ignore[no-untyped-def]
+        payload = (await gql(running_app, installed, UPDATE, {"input": {"channel": "default-channel", **fields}}))
+        assert payload["updateChannelSettings"]["ok"] is True, payload
+        return payload["updateChannelSettings"]["changed"]
+
+    assert await changed(apiKey="vtm-key-usd-12345678", itemId="variant-id") == ["apiKey", "itemId"]
+    assert await changed(apiKey="vtm-key-usd-12345678", itemId="variant-id", orderId="number") == []
+    assert await changed(orderId="id") == ["orderId"]
+    assert await changed(enabled=True) == []  # already on
+    assert await changed(enabled=False) == ["enabled"]
+
+
+# --- resend, retry times, channel names ---------------------------------------------------------------------------
+
+
+@SLOW_RETRIES
+async def test_resend_keeps_the_received_time_and_restarts_the_retry_window(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed)
+    fake_vtm.fail_next(1, status=400)
+    await place_order(running_app, installed)
+    await worker.run_until_idle()
+    received = utcnow() - timedelta(hours=25)  # older than DELIVERY_MAX_AGE: its first window is long over
+    async with running_app.ctx.db.transaction() as session:
+        await session.execute(update(Delivery).values(received_at=received))
+    (delivery,) = await deliveries_in_db(running_app)
+
+    resent = (await gql(running_app, installed, RETRY_WITH_RESENT, {"id": str(delivery.id)}))["retryDelivery"]["delivery"]
+    assert datetime.fromisoformat(resent["receivedAt"]) == received  # history is not rewritten
+    resent_at = datetime.fromisoformat(resent["resentAt"])
+    assert received < resent_at <= utcnow()
+
+    # VTmarketing is down at the resend: it is retried, because the retry window restarted at the resend.
+    fake_vtm.fail_next(1, status=503)
+    await worker.run_until_idle()
+    (delivery,) = await deliveries_in_db(running_app)
+    assert delivery.status == "retrying", delivery.reason
+    assert delivery.received_at == received and delivery.retry_window_started_at == resent_at
+
+
+RETRY_WITH_RESENT = """mutation($id: ID!) { retryDelivery(id: $id) { ok delivery { id status receivedAt resentAt } } }"""
+
+
+@SLOW_RETRIES
+async def test_a_retrying_delivery_gives_its_next_try_as_a_time_not_in_its_reason(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed)
+    fake_vtm.fail_next(1, status=503)
+    await place_order(running_app, installed)
+    await worker.run_until_idle()
+    (item,) = (await gql(running_app, installed, DELIVERIES))["deliveries"]["items"]
+    assert item["status"] == "retrying" and "503" in item["reason"]
+    assert "next try" not in item["reason"] and "UTC" not in item["reason"]
+    assert datetime.fromisoformat(item["nextAttemptAt"]) > datetime.fromisoformat(item["receivedAt"])
+    # A reason stored by an earlier version, with its UTC time, is shown without it.
+    async with running_app.ctx.db.transaction() as session:
+        await session.execute(update(Delivery).values(reason=item["reason"] + "; next try at 2026-11-26 18:00:05 UTC"))
+    (again,) = (await gql(running_app, installed, DELIVERIES))["deliveries"]["items"]
+    assert again["reason"] == item["reason"]
+
+
+async def test_channel_names_are_kept_for_the_log_and_the_dashboard_problems(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed, "default-channel", api_key="vtm-key-wrong-12345678")
+    installed.channel("default-channel")["name"] = "US Store"
+    await gql(running_app, installed, CHANNELS)  # the page lists the channels: their names are kept
+    fake_vtm.accept_keys("vtm-key-right-12345678")
+    await place_order(running_app, installed)
+    await worker.run_until_idle()
+    (item,) = (await gql(running_app, installed, f"query {{ deliveries {{ items {{ channel channelName }} }} }}"))["deliveries"]["items"]
+    assert item == {"channel": "default-channel", "channelName": "US Store"}
+    # The worker only knows the slug; the dashboard's problem names the channel as the merchant knows it.
+    problem = installed.problems["vtmarketing-key-rejected:default-channel"]
+    assert "channel US Store (default-channel)" in problem, problem
+    stored = {c["slug"]: c["name"] for c in (await gql(running_app, installed, STORED))["storedChannels"]}
+    assert stored["default-channel"] == "US Store"
+    # A rename in Saleor reaches the log with the next channel list.
+    installed.channel("default-channel")["name"] = "USA"
+    await gql(running_app, installed, CHANNELS)
+    (item,) = (await gql(running_app, installed, f"query {{ deliveries {{ items {{ channelName }} }} }}"))["deliveries"]["items"]
+    assert item["channelName"] == "USA"
+
+
+async def test_stored_channels_are_read_without_asking_saleor(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed, "default-channel", api_key="vtm-key-usd-12345678")
+    await place_order(running_app, installed, channel_slug="default-channel")
+    await place_order(running_app, installed, channel_slug="channel-pln")  # no key: skipped, no settings row
+    await worker.run_until_idle()
+    asked = len(installed.graphql_requests)
+    stored = {c["slug"]: c for c in (await gql(running_app, installed, STORED))["storedChannels"]}
+    assert len(installed.graphql_requests) == asked  # polling this never costs a call to Saleor
+    assert stored["default-channel"]["settings"]["configured"] is True
+    assert stored["default-channel"]["settings"]["keyStatus"] == "accepted"
+    assert stored["default-channel"]["deliveryCounts"]["delivered"] == 1
+    assert stored["channel-pln"]["settings"]["configured"] is False and stored["channel-pln"]["settings"]["enabled"] is False
+    assert stored["channel-pln"]["deliveryCounts"]["skipped"] == 1
+
+
+async def test_the_page_is_given_its_poll_interval_and_fonts(running_app) -> None:  # type: ignore[no-untyped-def]
+    html = (await running_app.client.get("/app")).text
+    assert f'data-poll-ms="{int(running_app.ctx.settings.page_poll_seconds * 1000)}"' in html
+    for weight in (400, 500, 600):
+        for subset in ("latin", "latin-ext"):
+            font = await running_app.client.get(f"/static/fonts/inter-{subset}-{weight}-normal.woff2")
+            assert font.status_code == 200 and font.headers["content-type"] == "font/woff2"
+            assert font.content[:4] == b"wOF2"
+    css = (await running_app.client.get("/static/app.css")).text
+    assert 'url("fonts/inter-latin-400-normal.woff2")' in css
+    for bad in ("fonts/../../config.py", "fonts/OFL.txt", "fonts/README.md", "fonts", "fonts/missing.woff2",
+                "..%2F..%2Fsettings%2Frouter.py"):
+        assert (await running_app.client.get(f"/static/{bad}")).status_code == 404, bad
