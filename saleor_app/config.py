@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=600.0, ge=0, alias="RECONCILE_INTERVAL")
     metrics_token: str = Field(default="")
     max_webhook_body_bytes: int = Field(default=1024 * 1024)
+    # The settings page: how often its delivery log asks for news while the tab is visible (10x slower when hidden).
+    page_poll_seconds: float = Field(default=3.0, ge=0.1, le=300)
 
     @field_validator("app_url", "vtmarketing_api_url")
     @classmethod

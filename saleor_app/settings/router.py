@@ -24,7 +24,12 @@ from saleor_app.settings.schema import SettingsContext, schema
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_DIR = WEB_DIR / "static"
-STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".woff2": "font/woff2",
+}
 
 # The page is framed by Saleor dashboards, which live on any origin (self-hosted or saleor.cloud, with custom
 # domains), so `frame-ancestors *`: the page itself holds nothing without the dashboard's token, and a token is only
@@ -124,11 +129,17 @@ def _templates() -> Environment:
     )
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def _static_file(name: str) -> tuple[bytes, str, str]:
-    """(content, content type, short hash) of a file directly in web/static/; NotFound for anything else."""
+    """(content, content type, short hash) of a file in web/static/ (or a folder of it, like fonts/) of a served
+    type; NotFound for anything else, including any path that leads outside or through a hidden name."""
     path = (STATIC_DIR / name).resolve()
-    if path.parent != STATIC_DIR or path.suffix not in STATIC_TYPES or not path.is_file():
+    if (
+        not path.is_relative_to(STATIC_DIR)
+        or any(part.startswith(".") for part in path.relative_to(STATIC_DIR).parts)
+        or path.suffix not in STATIC_TYPES
+        or not path.is_file()
+    ):
         raise NotFound("No such file.")
     content = path.read_bytes()
     return content, STATIC_TYPES[path.suffix], hashlib.sha256(content).hexdigest()[:12]
@@ -149,12 +160,13 @@ async def settings_page(request: Request) -> HTMLResponse:
         graphql_path=f"{base_path}/graphql",
         css_url=_asset(base_path, "app.css"),
         js_url=_asset(base_path, "app.js"),
+        poll_ms=int(request.app.state.ctx.settings.page_poll_seconds * 1000),
         version=__version__,
     )
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
-@router.get("/static/{name}", include_in_schema=False)
+@router.get("/static/{name:path}", include_in_schema=False)
 async def static_file(name: str) -> Response:
     content, media_type, _ = _static_file(name)
     return Response(
