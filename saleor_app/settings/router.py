@@ -133,6 +133,8 @@ def _templates() -> Environment:
 def _static_file(name: str) -> tuple[bytes, str, str]:
     """(content, content type, short hash) of a file in web/static/ (or a folder of it, like fonts/) of a served
     type; NotFound for anything else, including any path that leads outside or through a hidden name."""
+    if "\x00" in name:  # no file has one, and resolving it would raise
+        raise NotFound("No such file.")
     path = (STATIC_DIR / name).resolve()
     if (
         not path.is_relative_to(STATIC_DIR)

@@ -837,5 +837,5 @@ async def test_the_page_is_given_its_poll_interval_and_fonts(running_app) -> Non
     css = (await running_app.client.get("/static/app.css")).text
     assert 'url("fonts/inter-latin-400-normal.woff2")' in css
     for bad in ("fonts/../../config.py", "fonts/OFL.txt", "fonts/README.md", "fonts", "fonts/missing.woff2",
-                "..%2F..%2Fsettings%2Frouter.py"):
+                "..%2F..%2Fsettings%2Frouter.py", "app%00.js", "fonts/%2e%2e/%2e%2e/config.py"):
         assert (await running_app.client.get(f"/static/{bad}")).status_code == 404, bad

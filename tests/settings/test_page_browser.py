@@ -7,10 +7,12 @@ Nothing here waits a fixed time: every step waits for a DOM state (Playwright's 
 
 from __future__ import annotations
 
+import asyncio
 import colorsys
 import json
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -163,6 +165,14 @@ async def wait_for_polls(page: Page, count: int, timeout: float = WAIT_MS) -> No
     await app_frame(page).wait_for_function(
         "n => Number(document.getElementById('log-status').dataset.polls || 0) >= n", arg=count, timeout=timeout
     )
+
+
+async def until(condition: Callable[[], bool], timeout: float = WAIT_MS / 1000) -> None:
+    """Until `condition` (a state on this side, e.g. what a route handler saw) holds; bounded, never a fixed wait."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
 
 
 async def error_notifications(page: Page) -> list:
@@ -422,7 +432,8 @@ async def test_a_refused_key_shows_on_the_card_until_a_success_clears_it(databas
         await expect(usd.locator(".card-status")).not_to_contain_text("refused")
         await expect(frame.locator("#alert")).to_be_hidden()
         # ...and the dashboard's problem list names the channel as the merchant knows it.
-        problem = fake_saleor.problems[f"vtmarketing-key-rejected:default-channel"]
+        await until(lambda: "vtmarketing-key-rejected:default-channel" in fake_saleor.problems)  # reported after settling
+        problem = fake_saleor.problems["vtmarketing-key-rejected:default-channel"]
         assert "Channel-USD (default-channel)" in problem, problem
         await page.locator("#app").screenshot(path=str(ARTIFACTS / "settings-page-key-refused.png"))
 
@@ -531,8 +542,7 @@ async def test_polling_never_stops_through_errors_token_refreshes_and_a_hidden_t
         await expect(status).to_contain_text("Trying again by itself")
         during = await stack.send_order()
         refused_so_far = len(failed)
-        await wait_for_polls(page, await polls(page) + 3)  # it keeps trying (backing off), it does not stop
-        assert len(failed) >= refused_so_far + 3
+        await until(lambda: len(failed) >= refused_so_far + 3)  # it keeps trying (backing off), it does not stop
         await expect(status).to_have_attribute("data-state", "retrying")
         assert int(await status.get_attribute("data-next-poll-ms")) > 100  # backing off
         await page.unroute("**/graphql", unreachable)
