@@ -16,6 +16,7 @@ class AppError(Exception):
 
     status_code = 400
     code = "BAD_REQUEST"
+    headers: dict[str, str] | None = None  # extra response headers (e.g. Retry-After on a 503)
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -63,7 +64,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code >= 500:
             log.warning("answering %s %s: %s", exc.status_code, request.url.path, exc.message)
         return JSONResponse(
-            {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code
+            {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     # The database failing under any request (unreachable, read-only, full): "not now", so callers retry (Saleor
