@@ -11,7 +11,7 @@ DESCRIPTION_LIMIT = 1000  # characters: a feed row is not the product page
 _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Editor.js block data keys that hold text a shopper reads (not styles, levels, URLs or files).
-_TEXT_KEYS = ("text", "caption", "title", "message", "items", "content")
+_TEXT_KEYS = ("title", "text", "content", "message", "caption", "items")
 
 
 class _TextOnly(HTMLParser):
