@@ -10,11 +10,14 @@ lease; a builder that lost its claim stops and its partial file is discarded.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +38,30 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 120.0  # renewed with every batch; a dead builder's feed is taken up after it
 BATCH_ROWS = 2000  # rows per transaction
 RETRY_AFTER_FAILURE = timedelta(minutes=5)  # a failed build is tried again this soon (or at its interval if sooner)
+
+
+YOUNG_COLLECTION_THRESHOLD = 50_000  # allocations between two collections of young objects while a build runs
+_collections_relaxed = 0  # builds under way in this process (the default comes back when the last one ends)
+
+
+@contextmanager
+def fewer_young_collections() -> Iterator[None]:
+    """A build parses a page of JSON (~20,000 objects) per Saleor answer and drops it a moment later. With CPython's
+    default threshold (700 allocations) the cyclic GC traverses those objects several times before they die and a
+    build spent most of its CPU there (measured: 3 times the CPU of the build itself). Collecting young objects less
+    often while building lets them die first; memory freed by reference counting is unaffected."""
+    global _collections_relaxed
+    if _collections_relaxed == 0:
+        default = gc.get_threshold()
+        gc.set_threshold(max(default[0], YOUNG_COLLECTION_THRESHOLD), *default[1:])
+        fewer_young_collections.default = default  # type: ignore[attr-defined]
+    _collections_relaxed += 1
+    try:
+        yield
+    finally:
+        _collections_relaxed -= 1
+        if _collections_relaxed == 0:
+            gc.set_threshold(*fewer_young_collections.default)  # type: ignore[attr-defined]
 
 
 class LostClaim(Exception):
@@ -100,8 +127,10 @@ class FeedBuilder:
             token = self.secrets.decrypt(installation.token_encrypted)
             async with self.db.transaction() as session:
                 build_id = await FeedRepository(session).start_build(feed.id)
-            result = await self._write(feed, build_id, SaleorCatalogue(self.saleor, installation.saleor_api_url, token),
-                                       options, started)
+            with fewer_young_collections():
+                result = await self._write(feed, build_id,
+                                           SaleorCatalogue(self.saleor, installation.saleor_api_url, token), options,
+                                           started)
         except BaseException as exc:  # a cancelled build (worker stopping) also gives the feed back
             error = _failure(exc)
             await self._give_back(feed.id, build_id, error)
@@ -150,12 +179,13 @@ class FeedBuilder:
                 ):
                     raise LostClaim()
 
-        async for page in catalogue.products(options.channel, first=self.page_size):
-            skipped += page.skipped
-            for product in page.products:
-                pending.extend(product_rows(product, options))
-            if len(pending) >= self.batch_rows:
-                await flush(final=False)
+        async with aclosing(catalogue.products(options.channel, first=self.page_size)) as pages:
+            async for page in pages:
+                skipped += page.skipped
+                for product in page.products:
+                    pending.extend(product_rows(product, options))
+                if len(pending) >= self.batch_rows:
+                    await flush(final=False)
         await flush(final=True)
         return BuildResult(options.channel, True, writer.rows, time.perf_counter() - started, None, skipped)
 

@@ -3,6 +3,7 @@ products page by page, and the product attributes a merchant may pick for Color 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -73,14 +74,26 @@ class SaleorCatalogue:
         return ProductPage(products, skipped, page_info.get("endCursor"), bool(page_info.get("hasNextPage")))
 
     async def products(self, channel: str, *, first: int = PAGE_SIZE) -> AsyncIterator[ProductPage]:
-        """Every page, in Saleor's order (Relay cursors)."""
+        """Every page, in Saleor's order (Relay cursors). The next page is asked for while the caller works on this
+        one, so Saleor's time and ours overlap; at most two pages are held. Use with contextlib.aclosing, so a
+        caller that stops early also stops the page under way."""
+        page = await self.product_page(channel, first=first)
         after: str | None = None
-        while True:
-            page = await self.product_page(channel, after=after, first=first)
-            yield page
-            if not page.has_next_page or not page.end_cursor or page.end_cursor == after:
-                return
-            after = page.end_cursor
+        pending: asyncio.Task[ProductPage] | None = None
+        try:
+            while True:
+                more = page.has_next_page and page.end_cursor and page.end_cursor != after
+                if more:
+                    after = page.end_cursor
+                    pending = asyncio.ensure_future(self.product_page(channel, after=after, first=first))
+                yield page
+                if pending is None:
+                    return
+                page, pending = await pending, None
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
 
     async def attributes(self, channel: str) -> list[AttributeChoice]:
         choices: list[AttributeChoice] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 from urllib.parse import quote, urlsplit
 
@@ -69,4 +70,10 @@ class ProductUrlTemplate:
 
     def render(self, values: Mapping[str, str | None]) -> str:
         """The URL for one product/variant; values are percent-encoded (an SKU with a space or `/` stays one)."""
-        return self.text.format_map({name: quote(values.get(name) or "", safe="") for name in PLACEHOLDERS})
+        return self.text.format_map({name: _quoted(values.get(name) or "") for name in PLACEHOLDERS})
+
+
+@lru_cache(maxsize=4096)
+def _quoted(value: str) -> str:
+    # Cached: a product's slug, id and channel repeat on every one of its rows.
+    return quote(value, safe="")

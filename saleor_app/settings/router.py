@@ -149,6 +149,7 @@ async def settings_page(request: Request) -> HTMLResponse:
         graphql_path=f"{base_path}/graphql",
         css_url=_asset(base_path, "app.css"),
         js_url=_asset(base_path, "app.js"),
+        feed_js_url=_asset(base_path, "feed.js"),  # the product feed section of each channel card
         version=__version__,
     )
     return HTMLResponse(html, headers=PAGE_HEADERS)

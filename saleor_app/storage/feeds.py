@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Sequence
 
 from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saleor_app.storage.models import (
@@ -40,11 +39,6 @@ class DeliveredEvent:
 
     order_number: str | None
     item_ids: tuple[str, ...]
-
-
-def _dialect_insert(session: AsyncSession, model):  # type: ignore[no-untyped-def]
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 class FeedRepository:
@@ -153,16 +147,16 @@ class FeedRepository:
         ))
 
     async def add_items(self, build_id: int, item_ids: list[str]) -> set[str]:
-        """Record ids for a build; returns those it did not list yet (the rows to write)."""
+        """Record ids (distinct) for a build; returns those it did not list yet (the rows to write). Only the
+        builder holding the feed's claim writes a build, so a read then an insert cannot race."""
         if not item_ids:
             return set()
-        statement = (
-            _dialect_insert(self.session, FeedItem)
-            .values([{"build_id": build_id, "item_id": item_id} for item_id in item_ids])
-            .on_conflict_do_nothing(index_elements=["build_id", "item_id"])
-            .returning(FeedItem.item_id)
-        )
-        return set(await self.session.scalars(statement))
+        listed = await self.listed(build_id, item_ids)
+        new = [item_id for item_id in item_ids if item_id not in listed]
+        if new:
+            # Core executemany on the table: one cached statement, not a multi-row VALUES compiled per batch.
+            await self.session.execute(insert(FeedItem.__table__), [{"build_id": build_id, "item_id": i} for i in new])
+        return set(new)
 
     async def add_chunk(self, build_id: int, seq: int, data: bytes) -> None:
         await self.session.execute(insert(FeedChunk).values(build_id=build_id, seq=seq, data=data))
@@ -226,8 +220,8 @@ class FeedRepository:
     async def listed(self, build_id: int, item_ids: list[str]) -> set[str]:
         """Which of `item_ids` the build lists."""
         found: set[str] = set()
-        for start in range(0, len(item_ids), 500):
-            batch = item_ids[start:start + 500]
+        for start in range(0, len(item_ids), 2000):
+            batch = item_ids[start:start + 2000]
             found.update(await self.session.scalars(
                 select(FeedItem.item_id).where(FeedItem.build_id == build_id, FeedItem.item_id.in_(batch))
             ))

@@ -65,6 +65,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 from graphql.execution import default_field_resolver, execute_sync
+from graphql.execution.executor import Executor
 from jwt.algorithms import RSAAlgorithm
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -563,6 +564,15 @@ def _paginate(rows: list[dict[str, Any]], sort_by: Mapping[str, Any] | None, arg
         },
         "totalCount": len(rows),
     }
+
+
+class _SyncExecutor(Executor):
+    """Every resolver here is synchronous: skipping graphql-core's awaitable check on each value makes big answers
+    (a page of 100 products with their variants) markedly cheaper to execute."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_awaitable = lambda value: False  # type: ignore[assignment,method-assign]
 
 
 # --- query cost, reported in `extensions.cost` like Saleor ------------------------------------------------------
@@ -1178,6 +1188,7 @@ class FakeSaleor:
             variable_values=variables,
             operation_name=operation_name,
             field_resolver=_field_resolver,
+            executor_class=_SyncExecutor,
         )
         if result.data is None and result.errors and all(error.path is None for error in result.errors):
             # Bad variables or operation name: a request error, which Saleor answers with HTTP 400 and no data.

@@ -206,3 +206,17 @@ def test_conditional_requests() -> None:
     assert file.not_modified("*", None) and not file.not_modified('"other"', file.last_modified)  # ETag wins
     assert file.not_modified(None, file.last_modified) and file.not_modified(None, "Wed, 02 Dec 2026 00:00:00 GMT")
     assert not file.not_modified(None, "Tue, 01 Dec 2026 12:00:29 GMT") and not file.not_modified(None, "yesterday")
+
+
+def test_builds_relax_young_collections_and_the_last_one_restores_the_default() -> None:
+    import gc
+
+    from saleor_app.feed.building import YOUNG_COLLECTION_THRESHOLD, fewer_young_collections
+
+    default = gc.get_threshold()
+    with fewer_young_collections():
+        assert gc.get_threshold()[0] == max(default[0], YOUNG_COLLECTION_THRESHOLD)
+        with fewer_young_collections():  # two builds in one process, ending in any order
+            pass
+        assert gc.get_threshold()[0] == max(default[0], YOUNG_COLLECTION_THRESHOLD)
+    assert gc.get_threshold() == default

@@ -86,10 +86,11 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(database_url: str, tmp_path: Path, saleor: FakeSaleor, vtm: FakeVTMarketing) -> AsyncIterator[Stack]:
+async def running_stack(database_url: str, tmp_path: Path, saleor: FakeSaleor, vtm: FakeVTMarketing,
+                        **overrides: object) -> AsyncIterator[Stack]:
     port = free_port()
     app_url = f"http://127.0.0.1:{port}"
-    settings = make_settings(database_url, tmp_path, vtm.api_url, app_url=app_url)
+    settings = make_settings(database_url, tmp_path, vtm.api_url, app_url=app_url, **overrides)
     app_server = ThreadedServer(create_app(settings, run_worker=True), port=port).start()
     host_server = None
     try:
@@ -284,6 +285,74 @@ async def test_outside_the_dashboard_the_page_explains_how_to_install(database_u
         received = await page.evaluate("window.received")
         assert received.count("notifyReady") in (1, 2), received
         await page.locator("#app").screenshot(path=str(ARTIFACTS / "settings-page-outside.png"))
+        assert [m for m in page.console_errors if "Content Security Policy" in m] == []  # type: ignore[attr-defined]
+
+
+async def test_the_product_feed_on_the_settings_page(database_url, tmp_path, fake_saleor, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    from tests.feed.conftest import parse, stock_shop
+
+    stock_shop(fake_saleor)
+    async with running_stack(database_url, tmp_path, fake_saleor, fake_vtm, feed_schedule_seconds=0.5) as stack, \
+            browser_page("settings-feed") as page:
+        await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        await page.goto(stack.host_url)
+        frame = page.frame_locator("#app")
+        usd = frame.locator('article[data-channel="default-channel"]')
+        feed = usd.locator("section.feed")
+        await expect(feed).to_have_attribute("data-feed-state", "off", timeout=15000)
+        await expect(feed.get_by_text("Off", exact=True)).to_be_visible()
+
+        # The feed needs the channel's key: save one first.
+        await usd.get_by_label("API key").fill("vtm-key-usd-0123456789")
+        await usd.get_by_role("button", name="Save", exact=True).click()
+        await expect(usd.locator(".card-status").first).to_have_text("Saved.")
+
+        # Turn it on with a template; the preview shows one real product's URL while typing.
+        await feed.get_by_label("Serve a product feed").check()
+        template = feed.get_by_label("Product URL template")
+        await template.fill("https://shop.example.com/products/{nope}")
+        await expect(feed.locator(".feed-preview")).to_contain_text("Unknown placeholder {nope}")
+        await template.fill("https://shop.example.com/products/{product_slug}?variant={variant_id}")
+        await expect(feed.locator(".feed-preview")).to_contain_text(
+            "Preview for Monospace Tee - S: https://shop.example.com/products/monospace-tee?variant=")
+        # Colour and brand pickers list Saleor's product attributes (the likely ones chosen already).
+        await expect(feed.get_by_label("Colour attribute")).to_have_value("color")
+        await expect(feed.get_by_label("Brand attribute")).to_have_value("brand")
+        await expect(feed.get_by_label("Brand attribute").locator("option")).to_have_count(4)  # none + 3
+        await feed.get_by_role("button", name="Save feed").click()
+        await expect(feed.locator(".card-status")).to_contain_text("Saved.")
+
+        # The worker builds it; the page follows until it is ready.
+        await expect(feed.locator("[data-feed-badge]")).to_have_text("5 rows", timeout=30000)
+        await expect(feed).to_have_attribute("data-feed-state", "ready")
+        await expect(feed.locator(".feed-facts")).to_contain_text("Last built")
+        url_input = feed.get_by_label("Feed URL (give it to VTmarketing)")
+        url = await url_input.input_value()
+        assert url.startswith(f"{stack.app_url}/api/feeds/") and url.endswith("/default-channel.csv")
+        async with httpx.AsyncClient() as client:
+            assert len(parse((await client.get(url)).text)) == 5
+
+        # Copy the URL.
+        await feed.get_by_role("button", name="Copy URL").click()
+        await expect(feed.locator(".card-status")).to_have_text("Feed URL copied.")
+        assert await page.evaluate("navigator.clipboard.readText()") == url
+
+        # Rebuild now.
+        built_before = await feed.locator(".feed-facts").inner_text()
+        await feed.get_by_role("button", name="Rebuild now").click()
+        await expect(feed.locator(".card-status")).to_have_text("Built: 5 rows.", timeout=30000)
+        await expect(feed.locator(".feed-facts")).not_to_have_text(built_before)
+
+        # A new URL: asked once more, then the old one stops working.
+        await feed.get_by_role("button", name="New URL").click()
+        await feed.get_by_role("button", name="Make a new URL").click()
+        await expect(url_input).not_to_have_value(url)
+        new_url = await url_input.input_value()
+        await expect(feed.locator(".card-status")).to_contain_text("New URL made")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(url)).status_code == 404
+            assert (await client.get(new_url)).status_code == 200
+        await page.locator("#app").screenshot(path=str(ARTIFACTS / "settings-page-feed.png"))
         assert [m for m in page.console_errors if "Content Security Policy" in m] == []  # type: ignore[attr-defined]
 
 

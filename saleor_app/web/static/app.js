@@ -436,6 +436,8 @@
     ]);
     applySettings(card, ch);
     renderCounts(card, ch.deliveryCounts);
+    // The channel's product feed lives in feed.js: it adds its own section to the card.
+    if (window.VTMFeed) card.feed = window.VTMFeed.mount(card.root, ch, { gql: gql, notify: notify, el: el });
     return card;
   }
 
