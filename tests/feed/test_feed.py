@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from urllib.parse import quote
 
 import httpx
@@ -215,12 +216,16 @@ async def _raw(running_app, path: str) -> bytes:  # type: ignore[no-untyped-def]
         return b"".join([chunk async for chunk in response.aiter_raw()])
 
 
-async def test_before_the_first_build_503_with_retry_after(running_app, installed, shop: Shop) -> None:  # type: ignore[no-untyped-def]
+async def test_before_the_first_build_503_with_retry_after(running_app, installed, shop: Shop, caplog) -> None:  # type: ignore[no-untyped-def]
     on = await turn_on(running_app, installed)
-    response = await fetch(running_app, on.url)
+    with caplog.at_level(logging.DEBUG):
+        response = await fetch(running_app, on.url)
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > 0
     assert "first time" in response.json()["error"]["message"]
+    app_logs = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("saleor_app"))
+    assert "/api/feeds/{token}/{filename}" in app_logs  # the 503 is logged by its route…
+    assert on.url.rsplit("/", 2)[1] not in app_logs  # …never with the token
 
 
 async def test_wrong_token_unknown_channel_and_feed_off_are_the_same_404(running_app, installed, shop: Shop) -> None:  # type: ignore[no-untyped-def]
@@ -388,3 +393,27 @@ async def test_two_workers_build_a_due_feed_once(running_app, installed, shop: S
     assert len(built) == 1 and built[0].ok
     assert len(feed_requests(installed)) == 1  # one walk of the catalogue
     assert normalise_id("TEE-S") in (await fetch(running_app, (await view(running_app, installed)).url)).text  # type: ignore[arg-type]
+
+
+# --- metrics ----------------------------------------------------------------------------------------------------
+
+
+async def test_metrics_count_builds_rows_and_requests(running_app, installed, shop: Shop) -> None:  # type: ignore[no-untyped-def]
+    url, _, _ = await built_feed(running_app, installed)  # one build, one 200
+    await fetch(running_app, url.replace("/default-channel.csv", "/nope.csv"))  # 404
+    installed.graphql_status_override = 503
+    assert not (await build(running_app, installed)).ok
+    text = (await running_app.client.get("/metrics")).text
+    installation = await the_installation(running_app, installed)
+
+    def value(line_start: str) -> float:
+        (line,) = [line for line in text.splitlines() if line.startswith(line_start + " ")]
+        return float(line.rsplit(" ", 1)[1])
+
+    assert value('vtm_feed_builds_total{outcome="ok"}') == 1
+    assert value('vtm_feed_builds_total{outcome="failed"}') == 1
+    assert value("vtm_feed_build_seconds_count") == 1 and value("vtm_feed_build_seconds_sum") > 0
+    assert value(f'vtm_feed_rows{{channel="{CHANNEL}",installation="{installation.id}"}}') == 5
+    assert value('vtm_feed_requests_total{status="200"}') == 1
+    assert value('vtm_feed_requests_total{status="404"}') == 1
+    assert url.rsplit("/", 2)[1] not in text  # the token is never a label

@@ -163,8 +163,8 @@ async def test_settings_page_in_the_dashboard(database_url, tmp_path, fake_saleo
         # Save a real key, with Save.
         await key_input.fill("vtm-key-usd-0123456789")
         await usd.get_by_label("Item ID sent for each line").select_option("variant-id")
-        await usd.get_by_role("button", name="Save").click()
-        await expect(usd.locator(".card-status")).to_have_text("Saved.")
+        await usd.get_by_role("button", name="Save", exact=True).click()  # not the feed's "Save feed"
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_have_text("Saved.")
         await expect(key_input).to_have_value("")
         await expect(key_input).not_to_have_attribute("aria-invalid", "true")
         await expect(usd.get_by_text("A key ending in …6789 is saved.")).to_be_visible()
@@ -175,7 +175,8 @@ async def test_settings_page_in_the_dashboard(database_url, tmp_path, fake_saleo
 
         # The test event goes out with the stored key.
         await usd.get_by_role("button", name="Send test event").click()
-        await expect(usd.locator(".card-status")).to_contain_text("VTmarketing accepted the test event", timeout=10000)
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_contain_text("VTmarketing accepted the test event",
+                                                                                  timeout=10000)
         await page.wait_for_function("window.notifications.some(n => n.title === 'Test event sent')")
         (test_event,) = fake_vtm.events
         assert test_event.api_key == "vtm-key-usd-0123456789"
@@ -305,7 +306,7 @@ async def test_the_product_feed_on_the_settings_page(database_url, tmp_path, fak
         # The feed needs the channel's key: save one first.
         await usd.get_by_label("API key").fill("vtm-key-usd-0123456789")
         await usd.get_by_role("button", name="Save", exact=True).click()
-        await expect(usd.locator(".card-status").first).to_have_text("Saved.")
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_have_text("Saved.")
 
         # Turn it on with a template; the preview shows one real product's URL while typing.
         await feed.get_by_label("Serve a product feed").check()
@@ -320,7 +321,7 @@ async def test_the_product_feed_on_the_settings_page(database_url, tmp_path, fak
         await expect(feed.get_by_label("Brand attribute")).to_have_value("brand")
         await expect(feed.get_by_label("Brand attribute").locator("option")).to_have_count(4)  # none + 3
         await feed.get_by_role("button", name="Save feed").click()
-        await expect(feed.locator(".card-status")).to_contain_text("Saved.")
+        await expect(feed.locator(".feed-status")).to_contain_text("Saved.")
 
         # The worker builds it; the page follows until it is ready.
         await expect(feed.locator("[data-feed-badge]")).to_have_text("5 rows", timeout=30000)
@@ -334,13 +335,13 @@ async def test_the_product_feed_on_the_settings_page(database_url, tmp_path, fak
 
         # Copy the URL.
         await feed.get_by_role("button", name="Copy URL").click()
-        await expect(feed.locator(".card-status")).to_have_text("Feed URL copied.")
+        await expect(feed.locator(".feed-status")).to_have_text("Feed URL copied.")
         assert await page.evaluate("navigator.clipboard.readText()") == url
 
         # Rebuild now.
         built_before = await feed.locator(".feed-facts").inner_text()
         await feed.get_by_role("button", name="Rebuild now").click()
-        await expect(feed.locator(".card-status")).to_have_text("Built: 5 rows.", timeout=30000)
+        await expect(feed.locator(".feed-status")).to_have_text("Built: 5 rows.", timeout=30000)
         await expect(feed.locator(".feed-facts")).not_to_have_text(built_before)
 
         # A new URL: asked once more, then the old one stops working.
@@ -348,7 +349,7 @@ async def test_the_product_feed_on_the_settings_page(database_url, tmp_path, fak
         await feed.get_by_role("button", name="Make a new URL").click()
         await expect(url_input).not_to_have_value(url)
         new_url = await url_input.input_value()
-        await expect(feed.locator(".card-status")).to_contain_text("New URL made")
+        await expect(feed.locator(".feed-status")).to_contain_text("New URL made")
         async with httpx.AsyncClient() as client:
             assert (await client.get(url)).status_code == 404
             assert (await client.get(new_url)).status_code == 200

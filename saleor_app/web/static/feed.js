@@ -96,7 +96,7 @@
       })
     );
     view.save = el("button", { type: "submit", class: "btn btn-primary", text: "Save feed" });
-    view.status = el("p", { class: "card-status", role: "status", "aria-live": "polite" });
+    view.status = el("p", { class: "card-status feed-status", role: "status", "aria-live": "polite" });
 
     view.url = el("input", { type: "text", readonly: true, id: prefix + "-url", class: "feed-url-input", spellcheck: "false" });
     view.copy = el("button", { type: "button", class: "btn btn-secondary", text: "Copy URL" });
@@ -458,7 +458,7 @@
     }
 
     function setStatus(kind, text) {
-      view.status.className = "card-status" + (kind ? " is-" + kind : "");
+      view.status.className = "card-status feed-status" + (kind ? " is-" + kind : "");
       view.status.textContent = text;
     }
 
