@@ -31,6 +31,11 @@ MAX_REFRESH_MINUTES = 7 * 24 * 60
 TOKEN_BYTES = 24  # 192 bits of randomness in every feed URL
 
 
+def valid_channel(channel: str) -> bool:
+    """A slug we may look up: never stored otherwise (PostgreSQL refuses NUL even as a query parameter)."""
+    return bool(channel) and len(channel) <= 255 and channel.isprintable()
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
@@ -100,6 +105,8 @@ class FeedService:
                                                                   feed.channel_slug)
 
     async def view(self, installation: Installation, channel: str, *, with_consistency: bool = True) -> FeedView:
+        if not valid_channel(channel):
+            return await self._view(None, None, channel, with_consistency)  # no such channel, so no feed
         async with self.db.session() as session:
             repo = FeedRepository(session)
             feed = await repo.get(installation.id, channel)
@@ -150,6 +157,8 @@ class FeedService:
         )
 
     async def _feed(self, installation: Installation, channel: str) -> Feed:
+        if not valid_channel(channel):
+            raise NoFeed("Choose a channel.")
         async with self.db.session() as session:
             feed = await FeedRepository(session).get(installation.id, channel)
         if feed is None:
@@ -174,6 +183,8 @@ class FeedService:
         until a product URL template is set (Saleor does not know storefront URLs)."""
         errors = validate_feed_input(channel=channel, product_url_template=product_url_template,
                                      refresh_minutes=refresh_minutes)
+        if "channel" in errors:
+            raise InvalidFeedSettings(errors)
         async with self.db.session() as session:
             feed = await FeedRepository(session).get(installation.id, channel)
             channel_row = await ChannelSettingsRepository(session).get(installation.id, channel)
@@ -272,7 +283,7 @@ class FeedService:
                                self.ctx.secrets.decrypt(installation.token_encrypted))
 
     async def attributes(self, installation: Installation, channel: str) -> list[AttributeChoice]:
-        return await self._catalogue(installation).attributes(channel)
+        return await self._catalogue(installation).attributes(channel if valid_channel(channel) else "")
 
     async def preview(self, installation: Installation, channel: str, template: str) -> UrlPreview:
         """The URL the template gives for the channel's first product (example values when Saleor has none)."""
@@ -280,6 +291,8 @@ class FeedService:
             parsed = ProductUrlTemplate.parse(template)
         except InvalidTemplate as exc:
             return UrlPreview(None, str(exc), None)
+        if not valid_channel(channel):
+            return UrlPreview(None, "Choose a channel.", None)
         async with self.db.session() as session:
             channel_row = await ChannelSettingsRepository(session).get(installation.id, channel)
         options = FeedOptions(channel=channel, item_id=channel_row.item_id if channel_row else ItemIdSource.SKU.value,
@@ -298,7 +311,7 @@ class FeedService:
 def validate_feed_input(*, channel: str, product_url_template: str | None, refresh_minutes: int | None) -> dict[str, str]:
     """Checks that need no database nor Saleor (the CLI runs them before changing anything)."""
     errors: dict[str, str] = {}
-    if not channel or len(channel) > 255 or not channel.isprintable():
+    if not valid_channel(channel):
         errors["channel"] = "Choose a channel."
     if product_url_template is not None and product_url_template.strip():
         try:

@@ -118,3 +118,16 @@ async def test_the_feed_api_needs_the_dashboard_token(running_app, installed) ->
     assert response.status_code == 401
     staff = installed.dashboard_token(user_permissions=["MANAGE_ORDERS"])
     assert (await post_graphql(running_app, installed, FEED, {"channel": CHANNEL}, token=staff)).status_code == 403
+
+
+async def test_a_channel_no_database_could_hold_is_refused_not_looked_up(running_app, installed, shop: Shop) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL refuses NUL even as a query parameter: found by tests/hostile (`rebuildFeed(channel: "\u0000")`).
+    for channel in ("\x00", "a\x00b", "x" * 256, ""):
+        assert (await gql(running_app, installed, FEED, {"channel": channel}))["feed"]["url"] is None
+        for mutation, name in ((REBUILD, "rebuildFeed"), (ROTATE, "rotateFeedUrl")):
+            answer = (await gql(running_app, installed, mutation, {"channel": channel}))[name]
+            assert answer["errors"] == [{"code": "NO_FEED", "message": "Choose a channel."}]
+        refused = await update(running_app, installed, channel=channel, enabled=True, productUrlTemplate=TEMPLATE)
+        assert [e["field"] for e in refused["errors"]] == ["channel"]
+        preview = (await gql(running_app, installed, PREVIEW, {"channel": channel, "template": TEMPLATE}))["feedUrlPreview"]
+        assert preview["error"] == "Choose a channel."
