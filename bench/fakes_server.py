@@ -10,7 +10,8 @@ Control API (JSON, on its own port):
   POST /vtm {...}            {"latency": s, "down": bool} set VTmarketing's answer latency / outage
   GET  /vtm/events?since=k   accepted events from index k: [order id, arrived (time.time()), accepted (time.time())]
   GET  /stats                counts: VTmarketing requests / events, Saleor GraphQL requests, orders
-  POST /clear                forget orders, requests and events (between scenarios)
+  POST /catalogue {"variants": N}  a catalogue of N variants (4 per product) for the product feed, replacing any
+  POST /clear                forget orders, requests, events and the catalogue (between scenarios)
 
 Orders: one template order is built with FakeSaleor.make_order() and projected through the app's own subscription
 (FakeSaleor.webhook_body(query=ORDER_CONFIRMED.query)) once; every bench order is that order with a new id and
@@ -21,6 +22,7 @@ the fake's RSA key. Orders share the template's lines, which keeps the fake smal
 from __future__ import annotations
 
 import contextvars
+import gc
 import itertools
 import json
 import signal
@@ -41,6 +43,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from saleor_app.saleor.manifest import ORDER_CONFIRMED  # noqa: E402
+from tests.fakes.catalogue import Catalogue  # noqa: E402
 from tests.fakes.saleor import FakeSaleor, global_id  # noqa: E402
 from tests.fakes.server import ThreadedServer  # noqa: E402
 from tests.fakes.vtmarketing import FakeVTMarketing  # noqa: E402
@@ -113,6 +116,7 @@ class Fakes:
             self.saleor.problem_records.clear()
             self.saleor.problem_calls.clear()
             self.saleor.problems = {}
+            self.saleor.catalogue = Catalogue()
         self.vtm.clear()
         self.vtm.up()
         self.vtm.latency = 0.0
@@ -159,6 +163,21 @@ class Fakes:
             return JSONResponse({"vtm_requests": vtm_requests, "vtm_events": vtm_events,
                                  "saleor_graphql": graphql, "orders": orders_known})
 
+        async def catalogue(request: Request) -> JSONResponse:
+            variants = int((await request.json()).get("variants", 0))
+            if not 0 < variants <= 1_000_000:
+                return JSONResponse({"error": "variants must be 1..1000000"}, status_code=400)
+            started = time.perf_counter()
+            fresh = Catalogue()
+            products = fresh.generate(variants)
+            with self.saleor._lock:
+                self.saleor.catalogue = fresh
+            # Hundreds of thousands of long-lived records: keep the cyclic GC from walking them on every full
+            # collection while pages are answered (it halves the fake's time per page).
+            gc.collect()
+            gc.freeze()
+            return JSONResponse({"products": products, "variants": variants, "seconds": time.perf_counter() - started})
+
         async def clear(request: Request) -> JSONResponse:
             self.clear()
             return JSONResponse({"cleared": True})
@@ -169,6 +188,7 @@ class Fakes:
             Route("/vtm", vtm, methods=["POST"]),
             Route("/vtm/events", vtm_events, methods=["GET"]),
             Route("/stats", stats, methods=["GET"]),
+            Route("/catalogue", catalogue, methods=["POST"]),
             Route("/clear", clear, methods=["POST"]),
         ])
 
@@ -178,6 +198,7 @@ class Fakes:
 
 
 def main() -> None:
+    gc.set_threshold(50_000, 10, 10)  # answers are big, short-lived dicts: let them die before they are traversed
     fakes = Fakes()
     control = ThreadedServer(fakes.control_app()).start()
     stop = threading.Event()

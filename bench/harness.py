@@ -88,6 +88,10 @@ class Fakes:
     def events(self, since: int = 0) -> list[list]:
         return self.http.get(f"{self.control}/vtm/events", params={"since": since}).json()["events"]
 
+    def catalogue(self, variants: int) -> dict[str, Any]:
+        """Replace the fake Saleor's catalogue with `variants` generated variants (4 per product)."""
+        return self.http.post(f"{self.control}/catalogue", json={"variants": variants}, timeout=600).json()
+
     def stats(self) -> dict[str, int]:
         return self.http.get(f"{self.control}/stats").json()
 
@@ -310,6 +314,52 @@ def configure_channel(env: dict[str, str], fakes: Fakes) -> None:
             await ctx.aclose()
 
     asyncio.run(run())
+
+
+FEED_TEMPLATE = "https://shop.example.com/products/{product_slug}?variant={variant_id}"
+
+
+def configure_feed(env: dict[str, str], fakes: Fakes) -> str:
+    """Turn the default channel's product feed on (as `channels set --feed …` does); returns its URL."""
+
+    async def run() -> str:
+        from saleor_app.context import AppContext
+        from saleor_app.feed.service import FeedService
+        from saleor_app.settings.service import ChannelSettingsService
+
+        ctx = AppContext.create(settings_from(env))
+        try:
+            installation = await ChannelSettingsService(ctx).installation(fakes.info["saleor_api_url"])
+            view = await FeedService(ctx).update(installation, CHANNEL, enabled=True, product_url_template=FEED_TEMPLATE,
+                                                 color_attribute="color", brand_attribute="brand")
+            return view.url or ""
+        finally:
+            await ctx.aclose()
+
+    return asyncio.run(run())
+
+
+def feed_state(env: dict[str, str]) -> dict[str, Any]:
+    """The default channel's feed row: build time, rows, last error, when it was built."""
+
+    async def run() -> dict[str, Any]:
+        from sqlalchemy import select
+
+        from saleor_app.context import AppContext
+        from saleor_app.storage.models import Feed
+
+        ctx = AppContext.create(settings_from(env))
+        try:
+            async with ctx.db.session() as session:
+                feed = await session.scalar(select(Feed).where(Feed.channel_slug == CHANNEL))
+                if feed is None:
+                    return {}
+                return {"built_at": feed.last_built_at, "seconds": feed.last_build_seconds, "rows": feed.rows,
+                        "error": feed.last_error, "building": feed.build_claimed_by is not None}
+        finally:
+            await ctx.aclose()
+
+    return asyncio.run(run())
 
 
 def prefill_queue(env: dict[str, str], fakes: Fakes, orders: list[dict[str, Any]]) -> float:

@@ -4,7 +4,8 @@
     .venv/bin/python bench/run_all.py --quick         # small counts: a smoke run (~1 min)
     .venv/bin/python bench/run_all.py --only ingest,sync
 
-Sections: ingest, delivery (with the VTmarketing outage), sync, memory, startup, postgres. See bench/README.md for
+Sections: ingest, delivery (with the VTmarketing outage), sync, memory, startup, postgres, feed (the product feed of
+a 100,000-variant catalogue: build time, memory, downloads). See bench/README.md for
 what each figure means. The app runs as real `saleor-vtmarketing serve` processes, the fakes in a helper process,
 the load generator here (raw asyncio HTTP/1.1). Every loop is bounded in count and in time.
 """
@@ -28,6 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 for path in (ROOT, ROOT / "bench"):
     if str(path) not in sys.path:
@@ -38,7 +41,7 @@ from bench.harness import Fakes, Server, Workspace  # noqa: E402
 from bench.loadgen import LoadResult, build_request, closed_loop, open_loop, percentile, warm_up  # noqa: E402
 from saleor_app.saleor.manifest import ORDER_CONFIRMED  # noqa: E402
 
-SECTIONS = ("ingest", "delivery", "sync", "memory", "startup", "postgres")
+SECTIONS = ("ingest", "delivery", "sync", "memory", "startup", "postgres", "feed")
 WEBHOOK_PATH = ORDER_CONFIRMED.path  # where the manifest tells Saleor to send ORDER_CONFIRMED
 VTM_LATENCY = 0.100  # seconds: VTmarketing's answer time in every scenario
 
@@ -58,11 +61,14 @@ class Counts:
     memory_orders: int = 10_000
     startup_spawns: int = 3
     warmup: int = 50
+    feed_variants: int = 100_000
+    feed_downloads: int = 5
 
     @classmethod
     def quick(cls) -> "Counts":
         return cls(ingest=200, rate=100.0, rate_seconds=2.0, backlog=100, normal_rate=20.0, normal_seconds=2.0,
-                   outage_orders=40, outage_seconds=2.0, retry_max=1.0, memory_orders=200, startup_spawns=0, warmup=10)
+                   outage_orders=40, outage_seconds=2.0, retry_max=1.0, memory_orders=200, startup_spawns=0, warmup=10,
+                   feed_variants=2_000, feed_downloads=2)
 
 
 @dataclass
@@ -461,6 +467,106 @@ def section_postgres(b: Bench) -> None:
           f"{ms(delay)} ms ({ms(percentile(d['delays'], 95))} ms)", "< 150 ms", delay < 0.150)
 
 
+# --- 6. the product feed ------------------------------------------------------------------------------------------
+
+
+def feed_build_figures(b: Bench, name: str, env: dict[str, str]) -> dict[str, Any]:
+    """`serve` with its worker builds the feed of the fakes' catalogue (turned on as the CLI does); its RSS is
+    sampled every 0.1 s. Returns the build's figures and the server (still running) for the downloads."""
+    server = start_app(b, name, env, fresh=False)
+    install(b, server, env)
+    time.sleep(1.0)  # let the process settle (first requests served, caches warm)
+    before = max(server.rss() for _ in range(3))
+    samples_from = len(server.rss_samples)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.1):
+            try:
+                server.rss()
+            except Exception:  # noqa: BLE001 - the process may be stopping
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        cpu0 = cpu_seconds(server)
+        url = harness.configure_feed(env, b.fakes)
+        turned_on = time.perf_counter()
+        deadline = time.monotonic() + 900
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            state = harness.feed_state(env)
+            if state.get("built_at") or (state.get("error") and not state.get("building")):
+                break
+            time.sleep(0.5)
+        wall = time.perf_counter() - turned_on
+        cpu = cpu_seconds(server) - cpu0
+    finally:
+        stop.set()
+        sampler.join(timeout=5)
+    peak = max(server.rss_samples[samples_from:], default=before)
+    return {"server": server, "url": url.replace("http://127.0.0.1:8000", server.url, 1), "state": state,
+            "wall": wall, "before": before, "peak": peak, "cpu": cpu, "saleor": b.fakes.stats()}
+
+
+def section_feed(b: Bench) -> None:
+    c = b.counts
+    s = "6 product feed"
+    b.fakes.clear()
+    made = b.fakes.catalogue(c.feed_variants)
+    env = b.ws.app_settings("feed", None, b.fakes.info["vtm_api_url"], FEED_SCHEDULE_SECONDS="0.5")
+    f = feed_build_figures(b, "feed-serve", env)
+    server, state = f["server"], f["state"]
+    try:
+        if not state.get("built_at"):
+            raise RuntimeError(f"the feed was not built: {state.get('error') or 'timed out'}")
+        seconds, growth = state["seconds"], f["peak"] - f["before"]
+        b.row(s, f"build of {c.feed_variants:,} variants ({made['products']:,} products, 4 per product) by the "
+                 "worker, SQLite, fake Saleor in its own process",
+              f"{seconds:.1f} s ({state['rows']:,} rows; {f['wall']:.1f} s from turning it on; app CPU {f['cpu']:.1f} s, "
+              f"the rest waiting for the fake Saleor's {f['saleor']['saleor_graphql']} answers)", "< 60 s", seconds < 60)
+        b.row(s, "serve RSS growth during the build (peak − before)",
+              f"{growth / 2**20:.1f} MB (before {f['before'] / 2**20:.0f} MB, peak {f['peak'] / 2**20:.0f} MB)",
+              "< 50 MB", growth < 50 * 2**20)
+        with httpx.Client(timeout=120) as client:
+            for encoding, label in (("gzip", "gzip, as stored"), ("identity", "uncompressed (decompressed on the fly)")):
+                sizes, started = [], time.perf_counter()
+                for _ in range(c.feed_downloads):
+                    with client.stream("GET", f["url"], headers={"Accept-Encoding": encoding}) as response:
+                        if response.status_code != 200:
+                            raise RuntimeError(f"feed download answered {response.status_code}")
+                        sizes.append(sum(len(chunk) for chunk in response.iter_raw()))
+                elapsed = time.perf_counter() - started
+                b.row(s, f"feed download, {label}, {c.feed_downloads} in a row",
+                      f"{sum(sizes) / elapsed / 2**20:.1f} MB/s ({sizes[0] / 2**10:,.0f} KB per download, "
+                      f"{elapsed / len(sizes):.2f} s each)")
+            etag = client.get(f["url"]).headers["etag"]
+            started, n = time.perf_counter(), 200
+            statuses = {client.get(f["url"], headers={"If-None-Match": etag}).status_code for _ in range(n)}
+            elapsed = time.perf_counter() - started
+            b.row(s, f"conditional GET (If-None-Match, unchanged feed), {n} in a row",
+                  f"{n / elapsed:.0f}/s, answered {sorted(statuses)}")
+    finally:
+        server.stop()
+    url = bench_database_url()
+    if url is None:
+        b.notes.append("Feed on PostgreSQL skipped: set TEST_DATABASE_URL (or BENCH_DATABASE_URL) to include it.")
+        return
+    asyncio.run(harness.ensure_database(url))
+    asyncio.run(harness.reset_postgres(url))
+    env = b.ws.app_settings("feed-pg", url, b.fakes.info["vtm_api_url"], FEED_SCHEDULE_SECONDS="0.5")
+    f = feed_build_figures(b, "feed-pg-serve", env)
+    f["server"].stop()
+    state = f["state"]
+    if not state.get("built_at"):
+        raise RuntimeError(f"the feed was not built on PostgreSQL: {state.get('error') or 'timed out'}")
+    b.row(s, f"build of {c.feed_variants:,} variants, PostgreSQL",
+          f"{state['seconds']:.1f} s (app CPU {f['cpu']:.1f} s); RSS growth {(f['peak'] - f['before']) / 2**20:.1f} MB",
+          "< 60 s",
+          state["seconds"] < 60)
+
+
 # --- the run -------------------------------------------------------------------------------------------------------
 
 
@@ -536,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         steps: dict[str, Callable[[Bench], None]] = {
             "ingest": section_ingest, "delivery": section_delivery, "sync": section_sync,
             "memory": section_memory, "startup": section_startup, "postgres": section_postgres,
+            "feed": section_feed,
         }
         for name in SECTIONS:
             if name not in chosen:

@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, mig
     app.state.ctx = ctx
     install_error_handlers(app)
 
+    from saleor_app.feed.router import router as feed_router
     from saleor_app.observability import router as observability_router
     from saleor_app.saleor.router import router as saleor_router
 
@@ -52,4 +53,5 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, mig
     app.include_router(saleor_router)
     app.include_router(observability_router)
     app.include_router(settings_router)  # the settings API and the dashboard page
+    app.include_router(feed_router)  # the product feed VTmarketing fetches
     return app

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     reconcile_interval_seconds: float = Field(default=600.0, ge=0, alias="RECONCILE_INTERVAL")
     metrics_token: str = Field(default="")
+    # Product feed
+    feed_refresh_minutes: int = Field(default=60, ge=5, le=7 * 24 * 60, description="Default feed rebuild interval.")
+    feed_schedule_seconds: float = Field(default=10.0, gt=0, le=3600, description="How often workers look for due feeds.")
     max_webhook_body_bytes: int = Field(default=1024 * 1024)
     # The settings page: how often its delivery log asks for news while the tab is visible (10x slower when hidden).
     page_poll_seconds: float = Field(default=3.0, ge=0.1, le=300)

@@ -16,6 +16,7 @@ class AppError(Exception):
 
     status_code = 400
     code = "BAD_REQUEST"
+    headers: dict[str, str] | None = None  # extra response headers (e.g. Retry-After on a 503)
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -56,14 +57,22 @@ class ServiceUnavailable(AppError):
     code = "SERVICE_UNAVAILABLE"
 
 
+def _where(request: Request) -> str:
+    """The route's template (`/api/feeds/{token}/{filename}`), not the path: a path may hold a secret (a feed URL's
+    token), and logs must never."""
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or request.url.path
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # `{"error": {"code", "message"}}` is the shape Saleor shows in the dashboard when the install POST fails.
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
         if exc.status_code >= 500:
-            log.warning("answering %s %s: %s", exc.status_code, request.url.path, exc.message)
+            log.warning("answering %s %s: %s", exc.status_code, _where(request), exc.message)
         return JSONResponse(
-            {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code
+            {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     # The database failing under any request (unreachable, read-only, full): "not now", so callers retry (Saleor
@@ -71,6 +80,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SQLAlchemyError)
     @app.exception_handler(OSError)
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.error("answering 503 %s: %s", request.url.path, type(exc).__name__)  # its text may quote stored data
+        log.error("answering 503 %s: %s", _where(request), type(exc).__name__)  # its text may quote stored data
         error = ServiceUnavailable("The app cannot reach its database right now; try again shortly.")
         return JSONResponse({"success": False, "error": {"code": error.code, "message": error.message}}, status_code=503)

@@ -42,6 +42,17 @@ class Metrics:
         self.reconcile_recovered = Counter(
             "vtm_reconcile_orders_recovered_total", "Orders reconciliation queued that no webhook had brought", registry=r
         )
+        # Product feed (saleor_app/feed/)
+        self.feed_builds = Counter("vtm_feed_builds_total", "Product feed builds, by outcome", ["outcome"], registry=r)
+        self.feed_build_seconds = Histogram(
+            "vtm_feed_build_seconds", "Time a product feed build took (successful builds)", registry=r,
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+        )
+        self.feed_rows = Gauge(
+            "vtm_feed_rows", "Rows of the feed file this process last built or served", ["installation", "channel"],
+            registry=r,
+        )
+        self.feed_requests = Counter("vtm_feed_requests_total", "Feed downloads, by HTTP status", ["status"], registry=r)
 
 
 def status_class(status: int | None) -> str:

@@ -1,4 +1,4 @@
-"""Builds a DeliveryWorker with its periodic jobs (pruning; reconciliation when configured)."""
+"""Builds a DeliveryWorker with its periodic jobs (pruning; reconciliation when configured; product feeds)."""
 
 from __future__ import annotations
 
@@ -35,4 +35,15 @@ def build_worker(ctx: AppContext, **kwargs) -> DeliveryWorker:  # type: ignore[n
     worker.add_periodic(PRUNE_INTERVAL_SECONDS, prune)
     # Saleor gives up on a webhook after ~5 minutes (and at once on a 4xx): look for what it never delivered.
     worker.add_periodic(ctx.settings.reconcile_interval_seconds, Reconciler(ctx).run_all)
+    worker.add_periodic(ctx.settings.feed_schedule_seconds, feed_scheduler(ctx).run_due)
     return worker
+
+
+def feed_scheduler(ctx: AppContext):  # type: ignore[no-untyped-def]
+    """Builds the product feeds that are due; a feed is claimed in the database, so several workers build it once."""
+    from saleor_app.feed.building import FeedBuilder, FeedScheduler
+    from saleor_app.feed.consistency import ConsistencyChecker
+    from saleor_app.saleor.problems import ProblemReporter
+
+    consistency = ConsistencyChecker(ctx.db, ProblemReporter(ctx))
+    return FeedScheduler(ctx.db, FeedBuilder(ctx.db, ctx.saleor, ctx.secrets, ctx.metrics), consistency.after_build)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import typer
 
-from saleor_app.cli import channels, deliveries, recovery, run
+from saleor_app.cli import channels, deliveries, feeds, recovery, run
 
 app = typer.Typer(help="Saleor App that sends confirmed orders to VTmarketing.", no_args_is_help=True, add_completion=False)
 app.add_typer(channels.channels_app, name="channels")
 app.add_typer(deliveries.deliveries_app, name="deliveries")
+app.add_typer(feeds.feeds_app, name="feeds")
 run.register(app)
 recovery.register(app)
 

@@ -19,25 +19,57 @@ def channels_set(
     enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled", help="Send this channel's orders."),
     item_id: Optional[str] = typer.Option(None, help="sku|variant-id|product-id|variant-external-reference|product-external-reference"),
     order_id: Optional[str] = typer.Option(None, help="number|id"),
+    feed: Optional[bool] = typer.Option(None, "--feed/--no-feed", help="Serve the channel's VTmarketing product feed."),
+    product_url_template: Optional[str] = typer.Option(
+        None, help="Product page URL for the feed, e.g. https://shop.example.com/products/{product_slug}; placeholders "
+                   "{product_slug} {product_id} {variant_id} {sku} {channel}; \"\" clears."),
+    color_attribute: Optional[str] = typer.Option(None, help="Attribute slug for the feed's Color column (\"\" clears)."),
+    brand_attribute: Optional[str] = typer.Option(None, help="Attribute slug for the feed's Brand column (\"\" clears)."),
+    feed_refresh_minutes: Optional[int] = typer.Option(None, help="Rebuild the feed every N minutes (default 60)."),
 ) -> None:
-    """Create or change a channel's settings."""
+    """Create or change a channel's settings (and its product feed)."""
     from saleor_app.errors import AppError
+    from saleor_app.feed.exceptions import InvalidFeedSettings
+    from saleor_app.feed.service import FeedService, validate_feed_input
     from saleor_app.settings.service import ChannelSettingsService
 
+    feed_fields = dict(enabled=feed, product_url_template=product_url_template, color_attribute=color_attribute,
+                       brand_attribute=brand_attribute, refresh_minutes=feed_refresh_minutes)
+    changes_feed = any(value is not None for value in feed_fields.values())
+    changes_channel = any(value is not None for value in (api_key, enabled, item_id, order_id))
+    # What needs neither the database nor Saleor is checked before anything is changed.
+    problems = validate_feed_input(channel=channel, product_url_template=product_url_template,
+                                   refresh_minutes=feed_refresh_minutes) if changes_feed else {}
+    if problems:
+        console.print(f"[red]{InvalidFeedSettings(problems).message}[/red]", soft_wrap=True)
+        raise typer.Exit(1)
     settings = load_checked_settings()
 
     async def run(ctx):  # type: ignore[no-untyped-def]
         installation = await installation_by_url(ctx, saleor_api_url)
-        return await ChannelSettingsService(ctx).update(
-            installation.id, channel, api_key=api_key, enabled=enabled, item_id=item_id, order_id=order_id
-        )
+        service = ChannelSettingsService(ctx)
+        if changes_channel or not changes_feed:
+            view = await service.update(
+                installation.id, channel, api_key=api_key, enabled=enabled, item_id=item_id, order_id=order_id
+            )
+        else:
+            view = await service.get(installation.id, channel)
+        feed_view = await FeedService(ctx).update(installation, channel, **feed_fields) if changes_feed else None
+        return view, feed_view
 
     try:
-        view = run_with_context(settings, run)
+        view, feed_view = run_with_context(settings, run)
     except AppError as exc:
-        console.print(f"[red]{exc.message}[/red]")
+        console.print(f"[red]{exc.message}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"{view.channel}: enabled={view.enabled} key={view.api_key_hint or '-'} item-id={view.item_id} order-id={view.order_id}")
+    if feed_view is not None:
+        console.print(f"{view.channel} feed: {'on' if feed_view.enabled else 'off'} "
+                      f"template={feed_view.product_url_template or '-'} color={feed_view.color_attribute or '-'} "
+                      f"brand={feed_view.brand_attribute or '-'} every {feed_view.refresh_minutes} min", soft_wrap=True)
+        if feed_view.enabled:
+            console.print("feed URL (`feeds url` prints it alone):", soft_wrap=True)
+            print(feed_view.url)
 
 
 @channels_app.command("list")

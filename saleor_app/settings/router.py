@@ -163,6 +163,7 @@ async def settings_page(request: Request) -> HTMLResponse:
         css_url=_asset(base_path, "app.css"),
         js_url=_asset(base_path, "app.js"),
         poll_ms=int(request.app.state.ctx.settings.page_poll_seconds * 1000),
+        feed_js_url=_asset(base_path, "feed.js"),  # the product feed section of each channel card
         version=__version__,
     )
     return HTMLResponse(html, headers=PAGE_HEADERS)

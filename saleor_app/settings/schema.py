@@ -12,7 +12,9 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.tools import merge_types
 
+from saleor_app.feed.graphql import FeedMutation, FeedQuery
 from saleor_app.settings.resolvers import Mutation, Query, SettingsContext
 
 __all__ = ["SettingsContext", "schema"]
@@ -41,7 +43,8 @@ class SettingsSchema(strawberry.Schema):
 
 
 schema = SettingsSchema(
-    query=Query,
-    mutation=Mutation,
+    # The product feed's fields live with the feed (saleor_app/feed/graphql.py).
+    query=merge_types("Query", (Query, FeedQuery)),
+    mutation=merge_types("Mutation", (Mutation, FeedMutation)),
     extensions=[lambda: MaskErrors(should_mask_error=_unexpected, error_message="Unexpected error; see the app's logs.")],
 )

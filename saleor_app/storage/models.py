@@ -9,9 +9,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -258,3 +260,85 @@ class AppProblem(Base):
     key: Mapped[str] = mapped_column(String(128))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- the product feed (saleor_app/feed/) ---------------------------------------------------------------------------
+
+
+class Feed(Base):
+    """The VTmarketing product feed of one channel: the merchant's choices, the secret token of its URL, and the
+    state of its builds (claimed in the database, so one worker builds it at a time)."""
+
+    __tablename__ = "feeds"
+    __table_args__ = (UniqueConstraint("installation_id", "channel_slug", name="uq_feeds_installation_channel"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    channel_slug: Mapped[str] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    product_url_template: Mapped[str | None] = mapped_column(Text, nullable=True)
+    color_attribute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    brand_attribute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    refresh_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    # The URL's token: looked up by its SHA-256, kept encrypted so the page and the CLI can show the URL again.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_encrypted: Mapped[str] = mapped_column(Text)
+    rebuild_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Compare-and-set counter of build claims: a worker claims only if nobody claimed since it looked.
+    build_claims: Mapped[int] = mapped_column(Integer, default=0)
+    build_claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    build_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # last build started
+    last_built_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # last build that succeeded
+    last_build_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    # The channel's item-id choice the current file was built with: a different choice now makes it due at once.
+    built_item_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # the last build's failure (cleared by success)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    mismatch_streak: Mapped[int] = mapped_column(Integer, default=0)  # consecutive checks with items missing
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FeedBuildStatus(str, enum.Enum):
+    BUILDING = "building"  # being written; never served
+    CURRENT = "current"  # the file served (one per feed)
+    SUPERSEDED = "superseded"  # the previous file, kept until the next swap so downloads under way can finish
+
+
+class FeedBuild(Base):
+    """One build of a feed's file: written in chunks, swapped in as current only when it completed."""
+
+    __tablename__ = "feed_builds"
+    __table_args__ = (Index("ix_feed_builds_feed_status", "feed_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=FeedBuildStatus.BUILDING.value)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    csv_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    gzip_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # of the CSV: the ETag
+
+
+class FeedChunk(Base):
+    """A piece of a build's gzip-compressed CSV; a file is its chunks in `seq` order."""
+
+    __tablename__ = "feed_chunks"
+
+    build_id: Mapped[int] = mapped_column(ForeignKey("feed_builds.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FeedItem(Base):
+    """An `ID` a build lists: keeps rows unique while building and answers "is this event's item in the feed?"."""
+
+    __tablename__ = "feed_items"
+
+    build_id: Mapped[int] = mapped_column(ForeignKey("feed_builds.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(512), primary_key=True)

@@ -8,7 +8,9 @@ valid JSON), so the rules here lean towards what is certain to be accepted:
   overwrite a known value (e.g. the customer's phone) with it;
 * money is a JSON number rounded to the currency's minor unit, because the vendor documents ``total`` as a float
   and binary floats such as ``0.1 + 0.2`` would otherwise leak as ``0.30000000000000004``;
-* ids are strings and quantities integers, exactly as the vendor's field table says.
+* ids are strings and quantities integers, exactly as the vendor's field table says;
+* item ids follow `item_ids.item_id` (the channel's choice, fallbacks, VTmarketing's normalisation): the product
+  feed lists variants under the same function, so every id sent is one of the feed's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from saleor_app.vtmarketing.exceptions import VTMarketingError
+from saleor_app.vtmarketing.item_ids import item_id
 from saleor_app.vtmarketing.models import MappingOptions, OrderData, OrderLine
 
 __all__ = ["MappingError", "build_confirmation_event", "currency_exponent", "encode_event", "item_id"]
@@ -199,29 +202,6 @@ def _coupons(coupons: tuple[str, ...] | None) -> list[str]:
         if code is not None:
             seen.setdefault(code, None)
     return list(seen)
-
-
-_ITEM_ID_FIELDS: dict[str, str] = {
-    "sku": "sku",
-    "variant-id": "variant_id",
-    "product-id": "product_id",
-    "variant-external-reference": "variant_external_reference",
-    "product-external-reference": "product_external_reference",
-}
-
-
-def item_id(line: OrderLine, choice: str) -> str | None:
-    """The id a line is sent under: the chosen field, else the SKU, else the variant id.
-
-    The fallbacks keep a line countable when, say, a variant has no external reference yet or was deleted: an id
-    VTmarketing may not know is still better than silently losing the quantity.
-    """
-    field = _ITEM_ID_FIELDS[choice]
-    for name in (field, "sku", "variant_id"):
-        value = _text(getattr(line, name))
-        if value is not None:
-            return value
-    return None
 
 
 def _items(lines: tuple[OrderLine, ...], choice: str) -> list[dict[str, Any]]:

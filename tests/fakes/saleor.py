@@ -8,7 +8,8 @@ What it reproduces (checked against the captures of a real 3.23.28 in tests/data
 - `POST /graphql/`: queries are parsed and validated against the REAL schema of the chosen version, so a query
   the real Saleor would reject (HTTP 400) is rejected here too; e.g. `appProblemCreate` on 3.20.
   Root fields are answered from in-memory state: `app`, `order`, `orders` (filters, sorting and Relay cursors
-  like Saleor's), `channels`, `shop`, `appProblemCreate`, `appProblemDismiss`. Other root fields validate but
+  like Saleor's), `channels`, `shop`, `appProblemCreate`, `appProblemDismiss`, and the catalogue's `products` and
+  `attributes` (tests/fakes/catalogue.py). Other root fields validate but
   resolve to null.
 - Authentication like Saleor: the 30-char app token acts as the app; an unknown or revoked token is anonymous
   (HTTP 200, `PermissionDenied` on protected fields, data for public ones such as `order(id:)`); a dashboard JWT
@@ -64,12 +65,14 @@ from graphql import (
     value_from_ast_untyped,
 )
 from graphql.execution import default_field_resolver, execute_sync
+from graphql.execution.executor import Executor
 from jwt.algorithms import RSAAlgorithm
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.catalogue import CATALOGUE_COSTS, CATALOGUE_FIELD_GATES, Catalogue
 from tests.fakes.server import ThreadedServer
 from tests.paths import CAPTURED_DIR, SCHEMA_DIR
 
@@ -315,6 +318,7 @@ _FIELD_GATES: dict[tuple[str, str], tuple[str, ...]] = {
     ("Shop", "version"): (AUTHENTICATED_STAFF_USER, AUTHENTICATED_APP),
     ("Shop", "channelCurrencies"): (AUTHENTICATED_STAFF_USER, AUTHENTICATED_APP),
     ("App", "problems"): (AUTHENTICATED_APP, "MANAGE_APPS"),
+    **CATALOGUE_FIELD_GATES,  # products, variants, stocks (tests/fakes/catalogue.py)
 }
 
 
@@ -562,6 +566,15 @@ def _paginate(rows: list[dict[str, Any]], sort_by: Mapping[str, Any] | None, arg
     }
 
 
+class _SyncExecutor(Executor):
+    """Every resolver here is synchronous: skipping graphql-core's awaitable check on each value makes big answers
+    (a page of 100 products with their variants) markedly cheaper to execute."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_awaitable = lambda value: False  # type: ignore[assignment,method-assign]
+
+
 # --- query cost, reported in `extensions.cost` like Saleor ------------------------------------------------------
 
 # The part of Saleor's COST_MAP (saleor/graphql/query_cost_map.py) this app's queries can touch. A field's cost is
@@ -581,6 +594,8 @@ _COST_MAP: dict[str, dict[str, tuple[int, bool]]] = {  # field -> (complexity, m
         "attributes", "category", "channelListings", "collections", "defaultVariant", "description", "media",
         "pricing", "productType", "thumbnail", "variants")},
 }
+for _type, _costs in CATALOGUE_COSTS.items():
+    _COST_MAP[_type] = {**_COST_MAP.get(_type, {}), **_costs}
 
 
 def _query_cost(schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any] | None,
@@ -671,6 +686,7 @@ class FakeSaleor:
             self.channels: list[dict[str, Any]] = copy.deepcopy(DEFAULT_CHANNELS)
             self.orders: dict[str, dict[str, Any]] = {}
             self._order_number = 0
+            self.catalogue = Catalogue()  # products, variants, categories, attributes (tests/fakes/catalogue.py)
             # App problems (3.22+): key -> message of the latest problem not dismissed, every record, every call.
             self.problems: dict[str, str] = {}
             self.problem_records: list[dict[str, Any]] = []
@@ -1172,6 +1188,7 @@ class FakeSaleor:
             variable_values=variables,
             operation_name=operation_name,
             field_resolver=_field_resolver,
+            executor_class=_SyncExecutor,
         )
         if result.data is None and result.errors and all(error.path is None for error in result.errors):
             # Bad variables or operation name: a request error, which Saleor answers with HTTP 400 and no data.
@@ -1302,6 +1319,12 @@ class _Root:
     def channels(self, info: Any) -> list[dict[str, Any]]:
         info.context.require(AUTHENTICATED_APP, AUTHENTICATED_STAFF_USER)
         return self._fake.channels
+
+    def products(self, info: Any, **args: Any) -> dict[str, Any]:
+        return self._fake.catalogue.resolve_products(info.context, args, self._fake.channels)
+
+    def attributes(self, info: Any, **args: Any) -> dict[str, Any]:
+        return self._fake.catalogue.resolve_attributes(info.context, args)
 
     def shop(self, info: Any) -> dict[str, Any]:
         fake = self._fake

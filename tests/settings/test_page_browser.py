@@ -220,22 +220,22 @@ async def test_settings_page_in_the_dashboard(database_url, tmp_path, fake_saleo
         # A malformed key: the error is shown once, next to the field; nothing is saved.
         key_input = usd.get_by_label("API key")
         await expect(key_input).to_have_attribute("type", "password")
-        await expect(usd.get_by_role("button", name="Save")).to_be_disabled()  # nothing to save yet
+        await expect(usd.get_by_role("button", name="Save", exact=True)).to_be_disabled()  # nothing to save yet
         await key_input.fill("not a key")
         await expect(usd.get_by_text("Unsaved changes")).to_be_visible()
         await key_input.press("Enter")  # keyboard submit
         await expect(usd.locator(".field-error:visible")).to_have_count(1)
         await expect(usd.locator(".field-error:visible")).to_contain_text("does not look like an API key")
         await expect(key_input).to_have_attribute("aria-invalid", "true")
-        await expect(usd.locator(".card-status")).to_have_text("")
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_have_text("")
         await expect(frame.locator("#alert")).to_be_hidden()
         assert await error_notifications(page) == []
 
         # Save a real key, with Save: "Saved." because something was saved.
         await key_input.fill("vtm-key-usd-0123456789")
         await usd.get_by_label("Item ID sent for each line").select_option("variant-id")
-        await usd.get_by_role("button", name="Save").click()
-        await expect(usd.locator(".card-status")).to_have_text("Saved.")
+        await usd.get_by_role("button", name="Save", exact=True).click()  # not the feed's "Save feed"
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_have_text("Saved.")
         await expect(key_input).to_have_value("")
         await expect(key_input).not_to_have_attribute("aria-invalid", "true")
         await expect(usd.get_by_text("A key ending in …6789 is saved.")).to_be_visible()
@@ -248,9 +248,9 @@ async def test_settings_page_in_the_dashboard(database_url, tmp_path, fake_saleo
         await page.wait_for_function("window.notifications.some(n => n.status === 'success' && n.title === 'Settings saved')")
         # Changing a field and changing it back leaves nothing to save.
         await usd.get_by_label("Order ID sent").select_option("id")
-        await expect(usd.get_by_role("button", name="Save")).to_be_enabled()
+        await expect(usd.get_by_role("button", name="Save", exact=True)).to_be_enabled()
         await usd.get_by_label("Order ID sent").select_option("number")
-        await expect(usd.get_by_role("button", name="Save")).to_be_disabled()
+        await expect(usd.get_by_role("button", name="Save", exact=True)).to_be_disabled()
 
         # The test event says what it creates before anything is sent.
         await usd.get_by_role("button", name="Send test event").click()
@@ -264,7 +264,7 @@ async def test_settings_page_in_the_dashboard(database_url, tmp_path, fake_saleo
         assert fake_vtm.requests == []
         await usd.get_by_role("button", name="Send test event").click()
         await confirm.get_by_role("button", name="Send the test event").click()
-        await expect(usd.locator(".card-status")).to_contain_text("VTmarketing accepted the test event", timeout=WAIT_MS)
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_contain_text("VTmarketing accepted the test event", timeout=WAIT_MS)
         await page.wait_for_function("window.notifications.some(n => n.title === 'Test event sent')")
         (test_event,) = fake_vtm.events
         assert test_event.api_key == "vtm-key-usd-0123456789"
@@ -415,8 +415,8 @@ async def test_a_refused_key_shows_on_the_card_until_a_success_clears_it(databas
         await expect(usd).to_be_visible(timeout=WAIT_MS)
         key_input = usd.get_by_label("API key")
         await key_input.fill("vtm-key-wrong-0123456789")
-        await usd.get_by_role("button", name="Save").click()
-        await expect(usd.locator(".card-status")).to_have_text("Saved.")
+        await usd.get_by_role("button", name="Save", exact=True).click()
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_have_text("Saved.")
         badge = usd.locator(".key-badge")
         key_status = usd.locator(".key-status")
 
@@ -429,7 +429,7 @@ async def test_a_refused_key_shows_on_the_card_until_a_success_clears_it(databas
         await expect(key_status).to_contain_text("HTTP 401")
         await expect(key_status).to_contain_text("Paste a valid key and save")
         await expect(usd.locator(".field-error:visible")).to_have_count(0)
-        await expect(usd.locator(".card-status")).not_to_contain_text("refused")
+        await expect(usd.locator(".card-status:not(.feed-status)")).not_to_contain_text("refused")
         await expect(frame.locator("#alert")).to_be_hidden()
         # ...and the dashboard's problem list names the channel as the merchant knows it.
         await until(lambda: "vtmarketing-key-rejected:default-channel" in fake_saleor.problems)  # reported after settling
@@ -450,7 +450,7 @@ async def test_a_refused_key_shows_on_the_card_until_a_success_clears_it(databas
         await usd.get_by_role("button", name="Send the test event").click()
         await expect(badge).to_have_text("Key refused", timeout=WAIT_MS)
         await expect(key_status).to_contain_text("refused this key for a test event")
-        await expect(usd.locator(".card-status")).to_have_text("")
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_have_text("")
         await expect(usd.locator(".field-error:visible")).to_have_count(0)
 
         # A delivered order clears it, by itself.
@@ -461,8 +461,8 @@ async def test_a_refused_key_shows_on_the_card_until_a_success_clears_it(databas
 
         # A new key starts unknown again.
         await key_input.fill("vtm-key-new-9876543210")
-        await usd.get_by_role("button", name="Save").click()
-        await expect(usd.locator(".card-status")).to_have_text("Saved.")
+        await usd.get_by_role("button", name="Save", exact=True).click()
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_have_text("Saved.")
         await expect(badge).to_have_text("Key saved")
         await expect(key_status).to_be_hidden()
         assert await error_notifications(page) == []
@@ -479,15 +479,15 @@ async def test_the_switch_saves_at_once(database_url, tmp_path, fake_saleor, fak
         usd = frame.locator('article[data-channel="default-channel"]')
         switch = usd.get_by_role("switch", name="Send orders to VTmarketing")
         await expect(switch).to_be_checked(timeout=WAIT_MS)
-        pln_switch = frame.locator('article[data-channel="channel-pln"]').get_by_role("switch")
+        pln_switch = frame.locator('article[data-channel="channel-pln"]').get_by_role("switch", name="Send orders to VTmarketing")
         await expect(pln_switch).to_be_disabled()
         await expect(pln_switch).not_to_be_checked()
 
         # Off: saved at once (no Save press), and the form has nothing unsaved.
         await switch.click()
-        await expect(usd.locator(".card-status")).to_contain_text("Sending is off", timeout=WAIT_MS)
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_contain_text("Sending is off", timeout=WAIT_MS)
         await expect(usd.get_by_text("Unsaved changes")).to_be_hidden()
-        await expect(usd.get_by_role("button", name="Save")).to_be_disabled()
+        await expect(usd.get_by_role("button", name="Save", exact=True)).to_be_disabled()
         stored = await stack.graphql("{ storedChannels { slug settings { enabled } } }")
         assert {c["slug"]: c["settings"]["enabled"] for c in stored["storedChannels"]}["default-channel"] is False
         order = await stack.send_order()
@@ -499,7 +499,7 @@ async def test_the_switch_saves_at_once(database_url, tmp_path, fake_saleor, fak
         await page.reload()
         await expect(switch).not_to_be_checked(timeout=WAIT_MS)
         await switch.click()
-        await expect(usd.locator(".card-status")).to_contain_text("Sending is on", timeout=WAIT_MS)
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_contain_text("Sending is on", timeout=WAIT_MS)
         await page.reload()
         await expect(switch).to_be_checked(timeout=WAIT_MS)
         assert fake_vtm.events == []  # the skipped order was never sent
@@ -666,3 +666,76 @@ async def test_outside_the_dashboard_the_page_explains_how_to_install(database_u
         assert received.count("notifyReady") in (1, 2), received
         await page.locator("#app").screenshot(path=str(ARTIFACTS / "settings-page-outside.png"))
         assert [m for m in page.console_errors if "Content Security Policy" in m] == []  # type: ignore[attr-defined]
+
+
+async def test_the_product_feed_on_the_settings_page(database_url, tmp_path, fake_saleor, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    from tests.feed.conftest import parse, stock_shop
+
+    stock_shop(fake_saleor)
+    async with running_stack(database_url, tmp_path, fake_saleor, fake_vtm, feed_schedule_seconds=0.5) as stack, \
+            browser_page("settings-feed") as page:
+        await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        await page.goto(stack.host_url)
+        frame = page.frame_locator("#app")
+        usd = frame.locator('article[data-channel="default-channel"]')
+        feed = usd.locator("section.feed")
+        await expect(feed).to_have_attribute("data-feed-state", "off", timeout=15000)
+        await expect(feed.get_by_text("Off", exact=True)).to_be_visible()
+
+        # The feed needs the channel's key: save one first.
+        await usd.get_by_label("API key").fill("vtm-key-usd-0123456789")
+        await usd.get_by_role("button", name="Save", exact=True).click()
+        await expect(usd.locator(".card-status:not(.feed-status)")).to_have_text("Saved.")
+
+        # Turn it on with a template; the preview shows one real product's URL while typing.
+        await feed.get_by_label("Serve a product feed").check()
+        template = feed.get_by_label("Product URL template")
+        await template.fill("https://shop.example.com/products/{nope}")
+        await expect(feed.locator(".feed-preview")).to_contain_text("Unknown placeholder {nope}")
+        await template.fill("https://shop.example.com/products/{product_slug}?variant={variant_id}")
+        await expect(feed.locator(".feed-preview")).to_contain_text(
+            "Preview for Monospace Tee - S: https://shop.example.com/products/monospace-tee?variant=")
+        # Colour and brand pickers list Saleor's product attributes (the likely ones chosen already).
+        await expect(feed.get_by_label("Colour attribute")).to_have_value("color")
+        await expect(feed.get_by_label("Brand attribute")).to_have_value("brand")
+        await expect(feed.get_by_label("Brand attribute").locator("option")).to_have_count(4)  # none + 3
+        await feed.get_by_role("button", name="Save feed").click()
+        await expect(feed.locator(".feed-status")).to_contain_text("Saved.")
+
+        # The worker builds it; the page follows until it is ready.
+        await expect(feed.locator("[data-feed-badge]")).to_have_text("5 rows", timeout=30000)
+        await expect(feed).to_have_attribute("data-feed-state", "ready")
+        await expect(feed.locator(".feed-facts")).to_contain_text("Last built")
+        url_input = feed.get_by_label("Feed URL (give it to VTmarketing)")
+        url = await url_input.input_value()
+        assert url.startswith(f"{stack.app_url}/api/feeds/") and url.endswith("/default-channel.csv")
+        async with httpx.AsyncClient() as client:
+            assert len(parse((await client.get(url)).text)) == 5
+
+        # Copy the URL.
+        await feed.get_by_role("button", name="Copy URL").click()
+        await expect(feed.locator(".feed-status")).to_have_text("Feed URL copied.")
+        assert await page.evaluate("navigator.clipboard.readText()") == url
+
+        # Rebuild now.
+        built_before = await feed.locator(".feed-facts").inner_text()
+        await feed.get_by_role("button", name="Rebuild now").click()
+        await expect(feed.locator(".feed-status")).to_have_text("Built: 5 rows.", timeout=30000)
+        await expect(feed.locator(".feed-facts")).not_to_have_text(built_before)
+
+        # A new URL: asked once more, then the old one stops working.
+        await feed.get_by_role("button", name="New URL").click()
+        await feed.get_by_role("button", name="Make a new URL").click()
+        await expect(url_input).not_to_have_value(url)
+        new_url = await url_input.input_value()
+        await expect(feed.locator(".feed-status")).to_contain_text("New URL made")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(url)).status_code == 404
+            assert (await client.get(new_url)).status_code == 200
+        await page.locator("#app").screenshot(path=str(ARTIFACTS / "settings-page-feed.png"))
+        assert [m for m in page.console_errors if "Content Security Policy" in m] == []  # type: ignore[attr-defined]
+
+
+def _luminance(css_color: str) -> float:
+    r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css_color)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b

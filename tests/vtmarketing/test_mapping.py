@@ -145,8 +145,8 @@ def test_captured_order_a_guest_with_voucher() -> None:
                 "items": [
                     {"id": "118223581", "quantity": 1},
                     {"id": "328223580", "quantity": 2},
-                    # sku is null: falls back to the variant id
-                    {"id": "UHJvZHVjdFZhcmlhbnQ6Mzg0", "quantity": 3},
+                    # sku is null: falls back to the variant id, lower-cased as VTmarketing normalises ids
+                    {"id": "uhjvzhvjdfzhcmlhbnq6mzg0", "quantity": 3},
                 ],
             }
         },
@@ -169,7 +169,7 @@ def test_captured_order_b_customer_without_voucher_or_phone() -> None:
         "currency": "USD",
         "total_shipping": 0.0,
     }
-    assert items(event) == [{"id": "UHJvZHVjdFZhcmlhbnQ6MzQ1", "quantity": 1}, {"id": "111223580", "quantity": 1}]
+    assert items(event) == [{"id": "uhjvzhvjdfzhcmlhbnq6mzq1", "quantity": 1}, {"id": "111223580", "quantity": 1}]
 
 
 def test_encoded_bytes_are_compact_utf8_json_with_the_right_types() -> None:
@@ -192,12 +192,12 @@ def test_encoded_bytes_are_compact_utf8_json_with_the_right_types() -> None:
 @pytest.mark.parametrize(
     ("choice", "expected"),
     [
-        ("sku", ["118223581", "328223580", "UHJvZHVjdFZhcmlhbnQ6Mzg0"]),
-        ("variant-id", ["UHJvZHVjdFZhcmlhbnQ6MzQw", "UHJvZHVjdFZhcmlhbnQ6MzQ4", "UHJvZHVjdFZhcmlhbnQ6Mzg0"]),
-        ("product-id", ["UHJvZHVjdDoxMzA=", "UHJvZHVjdDoxMzQ=", "UHJvZHVjdDoxNTI="]),
+        ("sku", ["118223581", "328223580", "uhjvzhvjdfzhcmlhbnq6mzg0"]),
+        ("variant-id", ["uhjvzhvjdfzhcmlhbnq6mzqw", "uhjvzhvjdfzhcmlhbnq6mzq4", "uhjvzhvjdfzhcmlhbnq6mzg0"]),
+        ("product-id", ["uhjvzhvjddoxmza=", "uhjvzhvjddoxmzq=", "uhjvzhvjddoxnti="]),
         # only the first line has external references: the others fall back to SKU, then variant id
-        ("variant-external-reference", ["ERP-VAR-118223581", "328223580", "UHJvZHVjdFZhcmlhbnQ6Mzg0"]),
-        ("product-external-reference", ["ERP-PROD-PB420", "328223580", "UHJvZHVjdFZhcmlhbnQ6Mzg0"]),
+        ("variant-external-reference", ["erp-var-118223581", "328223580", "uhjvzhvjdfzhcmlhbnq6mzg0"]),
+        ("product-external-reference", ["erp-prod-pb420", "328223580", "uhjvzhvjdfzhcmlhbnq6mzg0"]),
     ],
 )
 def test_item_id_options_on_captured_order(choice: str, expected: list[str]) -> None:
@@ -212,12 +212,12 @@ def test_deleted_variant_falls_back_to_sku_then_variant_id_then_is_dropped() -> 
     blank = line(5, sku="  ", variant_id="", product_id=None)
     for choice in ITEM_ID_CHOICES:
         event = roundtrip(order(lines=(deleted, nothing, blank)), MappingOptions(item_id=choice))
-        assert items(event) == [{"id": "OLD-SKU", "quantity": 3}], choice
+        assert items(event) == [{"id": "old-sku", "quantity": 3}], choice
 
 
 def test_variant_id_used_when_sku_and_chosen_field_are_empty() -> None:
     data = order(lines=(line(2, sku="", variant_id="VAR-9", product_id=""),))
-    assert items(roundtrip(data, MappingOptions(item_id="product-id"))) == [{"id": "VAR-9", "quantity": 2}]
+    assert items(roundtrip(data, MappingOptions(item_id="product-id"))) == [{"id": "var-9", "quantity": 2}]
 
 
 def test_lines_without_any_usable_id_leave_no_items_key() -> None:
@@ -229,20 +229,33 @@ def test_lines_without_any_usable_id_leave_no_items_key() -> None:
 def test_many_lines_with_duplicates_are_summed_in_first_appearance_order() -> None:
     lines = tuple(line(i % 7 + 1, sku=f"SKU-{i % 25}") for i in range(150))
     event = roundtrip(order(lines=lines))
-    assert [item["id"] for item in items(event)] == [f"SKU-{i}" for i in range(25)]
+    assert [item["id"] for item in items(event)] == [f"sku-{i}" for i in range(25)]
     assert sum(item["quantity"] for item in items(event)) == sum(i % 7 + 1 for i in range(150))
-    expected = {f"SKU-{k}": sum(i % 7 + 1 for i in range(150) if i % 25 == k) for k in range(25)}
+    expected = {f"sku-{k}": sum(i % 7 + 1 for i in range(150) if i % 25 == k) for k in range(25)}
     assert {item["id"]: item["quantity"] for item in items(event)} == expected
 
 
 def test_non_positive_quantities_are_dropped() -> None:
     data = order(lines=(line(0, sku="A"), line(-2, sku="A"), line(1, sku="B"), line(2, sku="A")))
-    assert items(roundtrip(data)) == [{"id": "B", "quantity": 1}, {"id": "A", "quantity": 2}]
+    assert items(roundtrip(data)) == [{"id": "b", "quantity": 1}, {"id": "a", "quantity": 2}]
 
 
 def test_item_ids_are_stripped_and_merged_after_stripping() -> None:
     data = order(lines=(line(1, sku=" A "), line(2, sku="A")))
-    assert items(roundtrip(data)) == [{"id": "A", "quantity": 3}]
+    assert items(roundtrip(data)) == [{"id": "a", "quantity": 3}]
+
+
+def test_item_ids_are_normalised_like_vtmarketing_and_merged_after_it() -> None:
+    # The vendor's own example: "FLV-GV 12" becomes "flv-gv_12" (lower case, each space `_`).
+    data = order(lines=(line(1, sku="FLV-GV 12"), line(2, sku="flv-gv_12"), line(4, sku="Zoë Tee\tXL")))
+    assert items(roundtrip(data)) == [{"id": "flv-gv_12", "quantity": 3}, {"id": "zoë_tee_xl", "quantity": 4}]
+
+
+def test_the_event_and_the_feed_share_one_item_id_function() -> None:
+    from saleor_app.vtmarketing import item_ids, mapping
+
+    assert mapping.item_id is item_ids.item_id
+    assert item_ids.normalise_id("  ") is None and item_ids.normalise_id(None) is None
 
 
 # --- order id option -------------------------------------------------------------------------------------------

@@ -545,6 +545,8 @@
     // Other sections of a channel's card (e.g. a product feed) mount here, after the card is built.
     applySettings(card, ch, { form: true });
     renderCounts(card, ch.deliveryCounts);
+    // The channel's product feed lives in feed.js: it adds its own section to the card.
+    if (window.VTMFeed) card.feed = window.VTMFeed.mount(card.root, ch, { gql: gql, notify: notify, el: el });
     return card;
   }
 
