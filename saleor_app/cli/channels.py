@@ -8,20 +8,47 @@ import typer
 from rich.table import Table
 
 from saleor_app.cli.common import console, installation_by_url, load_checked_settings, run_with_context
+from saleor_app.vtmarketing.models import ITEM_ID_CHOICES, ORDER_ID_CHOICES
 
-channels_app = typer.Typer(help="Per-channel VTmarketing settings.", no_args_is_help=True)
+channels_app = typer.Typer(
+    help="Per-channel VTmarketing settings: the API key, on/off, and which ids are sent. The same settings as the "
+         "app's page in the Saleor dashboard.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
 
 @channels_app.command("set")
 def channels_set(
-    saleor_api_url: str = typer.Option(..., help="The installation's Saleor API URL."),
-    channel: str = typer.Option(..., help="Channel slug."),
-    api_key: Optional[str] = typer.Option(None, help="VTmarketing API key (kept encrypted; omitted: unchanged)."),
-    enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled", help="Send this channel's orders."),
-    item_id: Optional[str] = typer.Option(None, help="sku|variant-id|product-id|variant-external-reference|product-external-reference"),
-    order_id: Optional[str] = typer.Option(None, help="number|id"),
+    saleor_api_url: str = typer.Option(..., metavar="URL",
+                                       help="The Saleor API URL of the installation, as `installations` lists it, "
+                                            "e.g. https://shop.example.com/graphql/."),
+    channel: str = typer.Option(..., metavar="SLUG", help="The sales channel's slug, e.g. default-channel."),
+    api_key: Optional[str] = typer.Option(None, metavar="KEY", show_default=False,
+                                          help="The VTmarketing API key of the account this channel sends to (from "
+                                               "the VTmarketing account settings). Stored encrypted; left out: kept."),
+    enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled", show_default=False,
+                                           help="Send this channel's confirmed orders, or stop sending them. Left "
+                                                "out: unchanged."),
+    item_id: Optional[str] = typer.Option(None, metavar="|".join(ITEM_ID_CHOICES), show_default=False,
+                                          help="Which product id goes into items[].id: the one your VTmarketing "
+                                               "product feed uses (default sku)."),
+    order_id: Optional[str] = typer.Option(None, metavar="|".join(ORDER_ID_CHOICES), show_default=False,
+                                           help="What goes into generic.orderId: the order number (default) or "
+                                                "Saleor's order id."),
 ) -> None:
-    """Create or change a channel's settings."""
-    from saleor_app.errors import AppError
+    """Create or change a channel's settings; what you leave out stays as it is.
+
+    The app must be installed in that Saleor first. The key is checked by VTmarketing on the first delivery
+    (or with the page's "Send test event").
+
+    \b
+    Examples:
+      saleor-vtmarketing channels set --saleor-api-url https://shop.example.com/graphql/ \\
+          --channel default-channel --api-key KEY
+      saleor-vtmarketing channels set --saleor-api-url https://shop.example.com/graphql/ \\
+          --channel default-channel --disabled
+    """
     from saleor_app.settings.service import ChannelSettingsService
 
     settings = load_checked_settings()
@@ -32,17 +59,22 @@ def channels_set(
             installation.id, channel, api_key=api_key, enabled=enabled, item_id=item_id, order_id=order_id
         )
 
-    try:
-        view = run_with_context(settings, run)
-    except AppError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
-    console.print(f"{view.channel}: enabled={view.enabled} key={view.api_key_hint or '-'} item-id={view.item_id} order-id={view.order_id}")
+    view = run_with_context(settings, run)
+    console.print(f"{view.channel}: enabled={view.enabled} key={view.api_key_hint or '-'} item-id={view.item_id} "
+                  f"order-id={view.order_id}", highlight=False)
 
 
 @channels_app.command("list")
-def channels_list(saleor_api_url: Optional[str] = typer.Option(None, help="Only this installation.")) -> None:
-    """Channel settings of every installation (keys masked)."""
+def channels_list(
+    saleor_api_url: Optional[str] = typer.Option(None, metavar="URL", show_default=False,
+                                                 help="Only this installation. Default: every installation."),
+) -> None:
+    """Channel settings of every installation; API keys show their last four characters only.
+
+    \b
+    Example:
+      saleor-vtmarketing channels list
+    """
     from saleor_app.settings.service import ChannelSettingsService
     from saleor_app.storage.repositories import InstallationRepository
 
