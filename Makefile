@@ -1,4 +1,5 @@
 # The README's two commands: `make run` (set up and run the app) and `make test` (set up and run every test).
+# `make run PORT=8080` (or PORT in the environment) serves on another port; APP_URL follows it unless set.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 run: setup
-	$(BIN)/saleor-vtmarketing serve
+	$(BIN)/saleor-vtmarketing serve$(if $(PORT), --port $(PORT))
 
 test: setup
 	$(BIN)/pytest -q

@@ -16,6 +16,8 @@ from saleor_app.errors import install_error_handlers
 
 log = logging.getLogger(__name__)
 
+STOPPING_WORKER = "stopping the delivery worker: the deliveries in flight may finish (up to 20 s)"
+
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True, migrate: bool = True) -> FastAPI:
     settings = settings or load_settings()
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, mig
         finally:
             if worker_task is not None:
                 app.state.worker.stop()
+                log.info(STOPPING_WORKER)
                 await worker_task
             await ctx.aclose()
 
@@ -49,9 +52,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, mig
     from saleor_app.saleor.router import router as saleor_router
 
     from saleor_app.settings.router import router as settings_router
+    from saleor_app.web.router import router as public_router
 
     app.include_router(saleor_router)
     app.include_router(observability_router)
     app.include_router(settings_router)  # the settings API and the dashboard page
     app.include_router(feed_router)  # the product feed VTmarketing fetches
+    app.include_router(public_router)  # the home page, the docs and the logo
     return app

@@ -64,12 +64,25 @@ def _where(request: Request) -> str:
     return getattr(route, "path", None) or request.url.path
 
 
+# Saleor's doors: a refusal there may mean an order or an installation lost, so each one is logged with its reason
+# and the Saleor it names (never a token: those travel in the body and in Authorization, which are not logged).
+SALEOR_PATHS = ("/api/register", "/api/webhooks/")
+
+
+def _log_refusal(request: Request, exc: AppError) -> None:
+    if exc.status_code >= 500:
+        log.warning("answering %s %s: %s", exc.status_code, _where(request), exc.message)
+    elif request.url.path.startswith(SALEOR_PATHS):
+        saleor = (request.headers.get("saleor-api-url") or request.headers.get("saleor-domain") or "no Saleor-Api-Url")[:300]
+        verb = "register refused" if request.url.path == "/api/register" else "webhook refused"
+        log.warning("%s for %s: %s %s: %s", verb, saleor, exc.status_code, exc.code, exc.message)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # `{"error": {"code", "message"}}` is the shape Saleor shows in the dashboard when the install POST fails.
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        if exc.status_code >= 500:
-            log.warning("answering %s %s: %s", exc.status_code, _where(request), exc.message)
+        _log_refusal(request, exc)
         return JSONResponse(
             {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code,
             headers=exc.headers,

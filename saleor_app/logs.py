@@ -35,12 +35,19 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{context}]" if context else line
 
 
+# Libraries whose INFO lines say nothing an operator acts on (a request per delivery, alembic's "setup plugin …").
+NOISY_LOGGERS = ("httpx", "httpcore", "gql.transport", "aiosqlite", "alembic")
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """One handler on the root logger, to stderr: every line of the process (ours, uvicorn's, the libraries')
+    comes out in one format, JSON lines with `json`."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "gql.transport", "aiosqlite", "alembic.runtime.migration"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.captureWarnings(True)  # Python warnings (a library's DeprecationWarning) as log lines, not bare text

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
-import hypothesis  # noqa: F401  imported before any server thread: CPython 3.11.7 breaks on concurrent ast.parse
+import hypothesis  # imported before any server thread: CPython 3.11.7 breaks on concurrent ast.parse
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -53,6 +53,10 @@ if TEST_DATABASE_URL and not os.environ.get("VTM_TEST_DATABASE_PRIVATE"):
     # Subprocesses started by tests inherit the private URL and must not make their own.
     os.environ["TEST_DATABASE_URL"] = TEST_DATABASE_URL = _private_postgres_database(TEST_DATABASE_URL)
     os.environ["VTM_TEST_DATABASE_PRIVATE"] = "1"
+# No example may fail for taking long: the suite runs on loaded machines (hypothesis' default deadline is 200 ms).
+hypothesis.settings.register_profile("any-machine-speed", deadline=None)
+hypothesis.settings.load_profile("any-machine-speed")
+
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
 
 
@@ -96,8 +100,10 @@ def make_settings(database_url: str, tmp_path, vtmarketing_api_url: str = "http:
         data_dir=tmp_path / "data",
         secret_key="test-secret-key-" + uuid.uuid4().hex,
         vtmarketing_api_url=vtmarketing_api_url,
-        delivery_retry_base_seconds=0.05,
-        delivery_retry_max_seconds=0.5,
+        # Retries wait far longer than any test: a retry happens when a test makes it due (make_due_now), never
+        # because the machine was slow enough for its backoff to pass between two steps of the test.
+        delivery_retry_base_seconds=60.0,
+        delivery_retry_max_seconds=600.0,
         delivery_poll_seconds=0.2,
         vtmarketing_timeout_seconds=2.0,
         saleor_timeout_seconds=2.0,

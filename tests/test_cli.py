@@ -121,3 +121,81 @@ def test_deliveries_list_shows_times_in_this_machines_zone_with_the_next_try(env
     assert "next try" in listed.output
     assert "2026-11-27 15:30:05 IST" in listed.output  # 10:00:05 UTC, in the machine's zone, named
     assert "10:00:05" not in listed.output
+# --- help that says what to give ---------------------------------------------------------------------------------------
+
+
+def every_command():  # type: ignore[no-untyped-def]
+    import typer.main
+
+    root = typer.main.get_command(app)
+    stack = [((), root)]
+    while stack:
+        path, command = stack.pop()
+        if hasattr(command, "commands"):
+            stack.extend(((*path, name), sub) for name, sub in command.commands.items())
+        if path:
+            yield path, command
+
+
+def test_help_has_no_type_tags_and_every_command_and_option_says_what_it_does() -> None:
+    import re
+
+    commands = list(every_command())
+    assert {"serve", "worker", "migrate", "healthcheck", "backfill", "reconcile", "installations"} <= {p[-1] for p, _ in commands}
+    for path, command in commands:
+        result = run(*path, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output, path
+        tags = re.findall(r"<(?:bool|str|int|float|text|path)>", result.output, re.IGNORECASE)
+        assert not tags, f"{' '.join(path)} --help shows {tags}:\n{result.output}"
+        assert (command.help or "").strip(), f"{' '.join(path)} has no description"
+        for param in command.params:
+            if getattr(param, "hidden", False) or param.name == "help":
+                continue
+            assert (getattr(param, "help", None) or "").strip(), f"{' '.join(path)} {param.name} says nothing"
+        if not hasattr(command, "commands"):  # a leaf command shows how it is typed
+            assert "Example" in command.help, f"{' '.join(path)} has no example"
+
+
+# --- channels set on a Saleor that has not (or no longer) installed the app -----------------------------------------------
+
+
+def test_channels_set_on_an_unknown_saleor_says_how_to_install(env) -> None:  # type: ignore[no-untyped-def]
+    result = run("channels", "set", "--saleor-api-url", "https://other.example.com/graphql/", "--channel", "c",
+                 "--api-key", "k-1234")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "No installation for https://other.example.com/graphql/" in text
+    assert "manifest URL http://localhost:8000/api/manifest" in text and "Install from manifest" in text
+    assert f"Installed: {API_URL}" in text
+
+
+def test_channels_set_accepts_the_url_without_its_trailing_slash(env) -> None:  # type: ignore[no-untyped-def]
+    result = run("channels", "set", "--saleor-api-url", API_URL.rstrip("/"), "--channel", "default-channel", "--disabled")
+    assert result.exit_code == 0, result.output
+
+
+def test_channels_set_on_an_uninstalled_saleor_says_to_install_again(env) -> None:  # type: ignore[no-untyped-def]
+    async def uninstall() -> None:
+        ctx = AppContext.create(Settings())
+        async with ctx.db.transaction() as session:
+            repo = InstallationRepository(session)
+            await repo.mark_uninstalled((await repo.by_api_url(API_URL)).id, "Saleor reported the app deleted")
+        await ctx.aclose()
+
+    asyncio.run(uninstall())
+    result = run("channels", "set", "--saleor-api-url", API_URL, "--channel", "default-channel", "--api-key", "k-1234")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"The app is no longer installed in {API_URL} (Saleor reported the app deleted)" in text
+    assert "manifest URL" in text and "channel settings are kept" in text
+
+
+# --- backfill's dates --------------------------------------------------------------------------------------------------
+
+
+def test_backfill_refuses_until_before_since(env) -> None:  # type: ignore[no-untyped-def]
+    result = run("backfill", "--saleor-api-url", API_URL, "--channel", "default-channel",
+                 "--since", "2026-02-01", "--until", "2026-01-31")
+    assert result.exit_code == 2
+    assert "--until (2026-01-31) is before --since (2026-02-01)" in " ".join(result.output.split())
+    assert run("backfill", "--saleor-api-url", API_URL, "--channel", "c", "--since", "yesterday").exit_code == 2

@@ -59,3 +59,104 @@ def test_issue_named_variables_are_read(monkeypatch) -> None:  # type: ignore[no
     monkeypatch.setenv("DELIVERY_RETRY_BASE_SECONDS", "0.5")
     settings = load_settings()
     assert (settings.delivery_max_age_seconds, settings.reconcile_interval_seconds, settings.delivery_retry_base_seconds) == (7200, 0, 0.5)
+
+
+# --- ALLOWED_SALEOR_API_URLS -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, entries", [
+    ("https://shop.example.com/graphql/", ["https://shop.example.com/graphql/"]),
+    (" https://a.example.com/graphql/ , https://*.saleor.cloud/graphql/ ,",
+     ["https://a.example.com/graphql/", "https://*.saleor.cloud/graphql/"]),
+    ("http://127.0.0.1:*", ["http://127.0.0.1:*"]),
+    ("http://[::1]:8000/graphql/", ["http://[::1]:8000/graphql/"]),
+    ("", []),
+])
+def test_allow_list_entries_are_absolute_urls(value: str, entries: list[str]) -> None:
+    assert Settings(allowed_saleor_api_urls=value).allowed_url_patterns == entries
+
+
+@pytest.mark.parametrize("value, says", [
+    ("shop.example.com/graphql/", "not an absolute http(s) URL"),
+    ("https://a.example.com/graphql/ https://b.example.com/graphql/", "commas, not spaces or semicolons"),
+    ("https://a.example.com/graphql/;https://b.example.com/graphql/", "commas, not spaces or semicolons"),
+    ('"https://shop.example.com/graphql/"', "remove the quotes"),
+    ("'https://shop.example.com/graphql/'", "remove the quotes"),
+    ("ftp://shop.example.com/graphql/", "not an absolute http(s) URL"),
+    ("https://user@shop.example.com/graphql/", "not an absolute http(s) URL"),
+    ("https://shop.example.com/graphql/?x=1", "not an absolute http(s) URL"),
+    ("https:///graphql/", "not an absolute http(s) URL"),
+    ("*", "not an absolute http(s) URL"),
+])
+def test_garbage_in_the_allow_list_stops_the_app_naming_the_variable(monkeypatch, value: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ALLOWED_SALEOR_API_URLS", value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    (problem,) = error.value.problems
+    assert problem.startswith("ALLOWED_SALEOR_API_URLS: ") and says in problem, problem
+
+
+@pytest.mark.parametrize("allowed, url", [
+    ("https://shop.example.com/graphql/", "https://shop.example.com/graphql"),
+    ("https://shop.example.com/graphql", "https://shop.example.com/graphql/"),
+    ("https://*.saleor.cloud/graphql", "https://acme.saleor.cloud/graphql/"),
+    ("https://Shop.Example.com/graphql/", "https://shop.example.com/graphql/"),
+])
+def test_a_trailing_slash_or_the_hosts_case_is_not_a_refusal(allowed: str, url: str) -> None:
+    assert Settings(allowed_saleor_api_urls=allowed).is_saleor_api_url_allowed(url)
+
+
+@pytest.mark.parametrize("url", [
+    "https://shop.example.com/graphql//", "https://shop.example.com/graphql/x", "https://shop.example.com/",
+    "http://shop.example.com/graphql/", "https://shop.example.com.evil.example/graphql/",
+])
+def test_only_the_slash_is_forgiven(url: str) -> None:
+    assert not Settings(allowed_saleor_api_urls="https://shop.example.com/graphql/").is_saleor_api_url_allowed(url)
+
+
+# --- values that cannot run -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("LOG_FORMAT", "xml", "must be one of auto, json, text"),
+    ("LOG_FORMAT", "", "must be one of"),
+    ("MAX_WEBHOOK_BODY_BYTES", "0", "greater than 0"),
+    ("MAX_WEBHOOK_BODY_BYTES", "-5", "greater than 0"),
+    ("DATA_DIR", "", "is empty"),
+    ("DATA_DIR", "   ", "is empty"),
+    ("PORT", "http", "valid integer"),
+    ("PORT", "70000", "less than or equal to 65535"),
+])
+def test_each_unusable_value_is_one_problem_naming_its_variable(monkeypatch, name: str, value: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    (problem,) = error.value.problems
+    assert problem.startswith(f"{name}: ") and says in problem and "\n" not in problem, problem
+
+
+def test_log_format_is_read_case_insensitively(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LOG_FORMAT", " JSON ")
+    assert load_settings().log_format == "json"
+
+
+def test_secrets_are_not_repeated_in_errors(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DATABASE_URL", "mysql://user:hunter2-password@db/x")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "hunter2" not in str(error.value) and "DATABASE_URL" in str(error.value)
+
+
+# --- the port and APP_URL ---------------------------------------------------------------------------------------------
+
+
+def test_app_url_follows_the_port_until_it_is_given(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("APP_URL", raising=False)
+    monkeypatch.setenv("PORT", "8080")
+    settings = load_settings()
+    assert (settings.port, settings.app_url, settings.app_url_given) == (8080, "http://localhost:8080", False)
+    moved = settings.with_port(9000)  # serve --port 9000
+    assert (moved.port, moved.app_url) == (9000, "http://localhost:9000")
+    monkeypatch.setenv("APP_URL", "https://vtm.example.com/")
+    given = load_settings()
+    assert given.app_url_given and given.with_port(9000).app_url == "https://vtm.example.com"

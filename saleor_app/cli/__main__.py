@@ -1,5 +1,4 @@
-"""`python -m saleor_app.cli …`: the same CLI as the `saleor-vtmarketing` console script (tests and benches use it
-where no console script is installed)."""
+"""`python -m saleor_app.cli …`: the same commands as the `saleor-vtmarketing` console script."""
 
 from saleor_app.cli import main
 

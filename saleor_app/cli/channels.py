@@ -8,27 +8,62 @@ import typer
 from rich.table import Table
 
 from saleor_app.cli.common import console, installation_by_url, load_checked_settings, run_with_context
+from saleor_app.vtmarketing.models import ITEM_ID_CHOICES, ORDER_ID_CHOICES
 
-channels_app = typer.Typer(help="Per-channel VTmarketing settings.", no_args_is_help=True)
+channels_app = typer.Typer(
+    help="Per-channel VTmarketing settings: the API key, on/off, and which ids are sent. The same settings as the "
+         "app's page in the Saleor dashboard.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
 
 @channels_app.command("set")
 def channels_set(
-    saleor_api_url: str = typer.Option(..., help="The installation's Saleor API URL."),
-    channel: str = typer.Option(..., help="Channel slug."),
-    api_key: Optional[str] = typer.Option(None, help="VTmarketing API key (kept encrypted; omitted: unchanged)."),
-    enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled", help="Send this channel's orders."),
-    item_id: Optional[str] = typer.Option(None, help="sku|variant-id|product-id|variant-external-reference|product-external-reference"),
-    order_id: Optional[str] = typer.Option(None, help="number|id"),
-    feed: Optional[bool] = typer.Option(None, "--feed/--no-feed", help="Serve the channel's VTmarketing product feed."),
+    saleor_api_url: str = typer.Option(..., metavar="URL",
+                                       help="The Saleor API URL of the installation, as `installations` lists it, "
+                                            "e.g. https://shop.example.com/graphql/."),
+    channel: str = typer.Option(..., metavar="SLUG", help="The sales channel's slug, e.g. default-channel."),
+    api_key: Optional[str] = typer.Option(None, metavar="KEY", show_default=False,
+                                          help="The VTmarketing API key of the account this channel sends to (from "
+                                               "the VTmarketing account settings). Stored encrypted; left out: kept."),
+    enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled", show_default=False,
+                                           help="Send this channel's confirmed orders, or stop sending them. Left "
+                                                "out: unchanged."),
+    item_id: Optional[str] = typer.Option(None, metavar="|".join(ITEM_ID_CHOICES), show_default=False,
+                                          help="Which product id goes into items[].id: the one your VTmarketing "
+                                               "product feed uses (default sku)."),
+    order_id: Optional[str] = typer.Option(None, metavar="|".join(ORDER_ID_CHOICES), show_default=False,
+                                           help="What goes into generic.orderId: the order number (default) or "
+                                                "Saleor's order id."),
+    feed: Optional[bool] = typer.Option(None, "--feed/--no-feed", show_default=False,
+                                        help="Serve the channel's VTmarketing product feed, or stop serving it (needs "
+                                             "an API key and a product URL template). Left out: unchanged."),
     product_url_template: Optional[str] = typer.Option(
-        None, help="Product page URL for the feed, e.g. https://shop.example.com/products/{product_slug}; placeholders "
-                   "{product_slug} {product_id} {variant_id} {sku} {channel}; \"\" clears."),
-    color_attribute: Optional[str] = typer.Option(None, help="Attribute slug for the feed's Color column (\"\" clears)."),
-    brand_attribute: Optional[str] = typer.Option(None, help="Attribute slug for the feed's Brand column (\"\" clears)."),
-    feed_refresh_minutes: Optional[int] = typer.Option(None, help="Rebuild the feed every N minutes (default 60)."),
+        None, metavar="TEMPLATE", show_default=False,
+        help="Product page URL for the feed, e.g. https://shop.example.com/products/{product_slug}; placeholders "
+             "{product_slug} {product_id} {variant_id} {sku} {channel}; \"\" clears."),
+    color_attribute: Optional[str] = typer.Option(None, metavar="SLUG", show_default=False,
+                                                  help="Attribute slug for the feed's Color column (\"\" clears)."),
+    brand_attribute: Optional[str] = typer.Option(None, metavar="SLUG", show_default=False,
+                                                  help="Attribute slug for the feed's Brand column (\"\" clears)."),
+    feed_refresh_minutes: Optional[int] = typer.Option(None, metavar="MINUTES", show_default=False,
+                                                       help="Rebuild the feed every N minutes (default 60)."),
 ) -> None:
-    """Create or change a channel's settings (and its product feed)."""
-    from saleor_app.errors import AppError
+    """Create or change a channel's settings and its product feed; what you leave out stays as it is.
+
+    The app must be installed in that Saleor first. The key is checked by VTmarketing on the first delivery
+    (or with the page's "Send test event").
+
+    \b
+    Examples:
+      saleor-vtmarketing channels set --saleor-api-url https://shop.example.com/graphql/ \\
+          --channel default-channel --api-key KEY
+      saleor-vtmarketing channels set --saleor-api-url https://shop.example.com/graphql/ \\
+          --channel default-channel --disabled
+      saleor-vtmarketing channels set --saleor-api-url https://shop.example.com/graphql/ \\
+          --channel default-channel --feed --product-url-template 'https://shop.example.com/p/{product_slug}'
+    """
     from saleor_app.feed.exceptions import InvalidFeedSettings
     from saleor_app.feed.service import FeedService, validate_feed_input
     from saleor_app.settings.service import ChannelSettingsService
@@ -57,24 +92,30 @@ def channels_set(
         feed_view = await FeedService(ctx).update(installation, channel, **feed_fields) if changes_feed else None
         return view, feed_view
 
-    try:
-        view, feed_view = run_with_context(settings, run)
-    except AppError as exc:
-        console.print(f"[red]{exc.message}[/red]", soft_wrap=True)
-        raise typer.Exit(1) from None
-    console.print(f"{view.channel}: enabled={view.enabled} key={view.api_key_hint or '-'} item-id={view.item_id} order-id={view.order_id}")
+    view, feed_view = run_with_context(settings, run)
+    console.print(f"{view.channel}: enabled={view.enabled} key={view.api_key_hint or '-'} item-id={view.item_id} "
+                  f"order-id={view.order_id}", highlight=False)
     if feed_view is not None:
         console.print(f"{view.channel} feed: {'on' if feed_view.enabled else 'off'} "
                       f"template={feed_view.product_url_template or '-'} color={feed_view.color_attribute or '-'} "
-                      f"brand={feed_view.brand_attribute or '-'} every {feed_view.refresh_minutes} min", soft_wrap=True)
+                      f"brand={feed_view.brand_attribute or '-'} every {feed_view.refresh_minutes} min",
+                      soft_wrap=True, highlight=False)
         if feed_view.enabled:
             console.print("feed URL (`feeds url` prints it alone):", soft_wrap=True)
             print(feed_view.url)
 
 
 @channels_app.command("list")
-def channels_list(saleor_api_url: Optional[str] = typer.Option(None, help="Only this installation.")) -> None:
-    """Channel settings of every installation (keys masked)."""
+def channels_list(
+    saleor_api_url: Optional[str] = typer.Option(None, metavar="URL", show_default=False,
+                                                 help="Only this installation. Default: every installation."),
+) -> None:
+    """Channel settings of every installation; API keys show their last four characters only.
+
+    \b
+    Example:
+      saleor-vtmarketing channels list
+    """
     from saleor_app.settings.service import ChannelSettingsService
     from saleor_app.storage.repositories import InstallationRepository
 

@@ -8,9 +8,16 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from saleor_app.cli.common import console, load_checked_settings, run_with_context
+from saleor_app.cli.common import console, fail, load_checked_settings, run_with_context
+from saleor_app.storage.models import DeliveryStatus
 
-deliveries_app = typer.Typer(help="The delivery log: list and resend.", no_args_is_help=True)
+deliveries_app = typer.Typer(
+    help="The delivery log (one row per order, with its state and the reason) and resending.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+STATUSES = "|".join(s.value for s in DeliveryStatus)
+
 
 
 def _local_time(when: datetime | None) -> str:
@@ -20,20 +27,23 @@ def _local_time(when: datetime | None) -> str:
 
 @deliveries_app.command("list")
 def deliveries_list(
-    status: Optional[str] = typer.Option(None, help="pending|delivering|retrying|delivered|failed|skipped"),
-    channel: Optional[str] = typer.Option(None, help="Channel slug."),
-    limit: int = typer.Option(50, help="How many, newest first."),
+    status: Optional[str] = typer.Option(None, metavar=STATUSES, show_default=False,
+                                         help="Only deliveries in this state. Default: all."),
+    channel: Optional[str] = typer.Option(None, metavar="SLUG", show_default=False,
+                                          help="Only this channel's deliveries. Default: all channels."),
+    limit: int = typer.Option(50, metavar="N", min=1, help="How many to show, newest first."),
 ) -> None:
-    """The newest deliveries, with their state and reason."""
+    """The newest deliveries: order, channel, state, attempts, when it arrived, and why it is in its state.
+
+    \b
+    Examples:
+      saleor-vtmarketing deliveries list
+      saleor-vtmarketing deliveries list --status failed --channel default-channel --limit 200
+    """
     from saleor_app.delivery.service import DeliveryService
-    from saleor_app.errors import AppError
 
     settings = load_checked_settings()
-    try:
-        views, more = run_with_context(settings, lambda ctx: DeliveryService(ctx).list(status=status, channel=channel, first=limit))
-    except AppError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
+    views, more = run_with_context(settings, lambda ctx: DeliveryService(ctx).list(status=status, channel=channel, first=limit))
     table = Table("id", "order", "channel", "state", "attempts", "received", "next try", "reason")
     for v in views:
         table.add_row(str(v.id), v.order_number or "?", v.channel or "-", v.status, str(len(v.attempts)),
@@ -45,25 +55,29 @@ def deliveries_list(
 
 @deliveries_app.command("retry")
 def deliveries_retry(
-    delivery_id: Optional[int] = typer.Argument(None, help="The delivery to resend."),
-    all_failed: bool = typer.Option(False, "--all-failed", help="Resend every failed delivery."),
-    channel: Optional[str] = typer.Option(None, help="With --all-failed: only this channel."),
+    # Out of the Arguments list (typer prints a type tag, `<int>`, there); the usage line and docstring name it.
+    delivery_id: Optional[int] = typer.Argument(None, metavar="ID", show_default=False, hidden=True),
+    all_failed: bool = typer.Option(False, "--all-failed", help="Resend every failed delivery instead of one."),
+    channel: Optional[str] = typer.Option(None, metavar="SLUG", show_default=False,
+                                          help="With --all-failed: only this channel's failed deliveries."),
 ) -> None:
-    """Resend one delivery, or all failed ones."""
+    """Queue a finished delivery (delivered, failed or skipped) again, or every failed one; sent at once.
+
+    ID is the delivery's id, the first column of `deliveries list`. Resending a delivered order sends it to VTmarketing a second time, with the same orderId.
+
+    \b
+    Examples:
+      saleor-vtmarketing deliveries retry 42
+      saleor-vtmarketing deliveries retry --all-failed --channel default-channel
+    """
     from saleor_app.delivery.service import DeliveryService
-    from saleor_app.errors import AppError
 
     if (delivery_id is None) == (not all_failed):
-        console.print("[red]Give a delivery id or --all-failed.[/red]")
-        raise typer.Exit(2)
+        fail("Give a delivery id or --all-failed.", code=2)
     settings = load_checked_settings()
-    try:
-        if all_failed:
-            count = run_with_context(settings, lambda ctx: DeliveryService(ctx).retry_failed(channel=channel))
-            console.print(f"{count} failed deliveries queued again")
-        else:
-            view = run_with_context(settings, lambda ctx: DeliveryService(ctx).retry(delivery_id))
-            console.print(f"delivery {view.id} (order {view.order_number}) queued again")
-    except AppError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
+    if all_failed:
+        count = run_with_context(settings, lambda ctx: DeliveryService(ctx).retry_failed(channel=channel))
+        console.print(f"{count} failed deliveries queued again")
+    else:
+        view = run_with_context(settings, lambda ctx: DeliveryService(ctx).retry(delivery_id))
+        console.print(f"delivery {view.id} (order {view.order_number}) queued again")

@@ -5,25 +5,34 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from saleor_app.cli.common import console, installation_by_url, load_checked_settings, run_with_context
+from saleor_app.cli.common import console, fail, installation_by_url, load_checked_settings, run_with_context
 
-feeds_app = typer.Typer(help="The VTmarketing product feed of each channel.", no_args_is_help=True)
+feeds_app = typer.Typer(
+    help="The VTmarketing product feed of each channel: build it now, print or renew its URL, list every feed.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
-
-def _fail(message: str) -> None:
-    console.print(f"[red]{message}[/red]", soft_wrap=True)
-    raise typer.Exit(1)
+SALEOR_API_URL_HELP = "The Saleor API URL of the installation, as `installations` lists it."
 
 
 @feeds_app.command("build")
 def feeds_build(
-    saleor_api_url: Optional[str] = typer.Option(None, help="Only this installation."),
-    channel: Optional[str] = typer.Option(None, help="Only this channel."),
+    saleor_api_url: Optional[str] = typer.Option(None, metavar="URL", show_default=False,
+                                                 help="Only this installation (default: every installed Saleor)."),
+    channel: Optional[str] = typer.Option(None, metavar="SLUG", show_default=False,
+                                          help="Only this channel (default: every feed that is on)."),
 ) -> None:
-    """Build feeds now (every feed that is on, or the one chosen); prints rows and time. Exits 1 if one failed."""
-    from saleor_app.errors import AppError
+    """Build feeds now (every feed that is on, or the one chosen); prints rows and time. Exits 1 if one failed.
+
+    A failed build keeps the previous feed served, and its error is shown on the page and by `feeds list`.
+
+    \b
+    Examples:
+      saleor-vtmarketing feeds build
+      saleor-vtmarketing feeds build --saleor-api-url https://shop.example.com/graphql/ --channel default-channel
+    """
     from saleor_app.feed.service import FeedService
     from saleor_app.storage.feeds import FeedRepository
     from saleor_app.storage.repositories import InstallationRepository
@@ -51,12 +60,9 @@ def feeds_build(
                 results.append((installation.saleor_api_url, await service.build_now(installation, slug)))
         return results
 
-    try:
-        results = run_with_context(settings, run)
-    except AppError as exc:
-        _fail(exc.message)
+    results = run_with_context(settings, run)
     if not results:
-        _fail("No feed is on: turn one on with `channels set … --feed --product-url-template URL`.")
+        fail("No feed is on: turn one on with `channels set … --feed --product-url-template URL`.")
     for url, result in results:
         if result.ok:
             note = f" ({result.skipped_products} products could not be read)" if result.skipped_products else ""
@@ -70,11 +76,15 @@ def feeds_build(
 
 @feeds_app.command("url")
 def feeds_url(
-    saleor_api_url: str = typer.Option(..., help="The installation's Saleor API URL."),
-    channel: str = typer.Option(..., help="Channel slug."),
+    saleor_api_url: str = typer.Option(..., metavar="URL", help=SALEOR_API_URL_HELP),
+    channel: str = typer.Option(..., metavar="SLUG", help="The sales channel's slug, e.g. default-channel."),
 ) -> None:
-    """Print the feed's URL alone (to give VTmarketing, or to pipe)."""
-    from saleor_app.errors import AppError
+    """Print the feed's URL alone on one line (to give VTmarketing, or to pipe).
+
+    \b
+    Example:
+      saleor-vtmarketing feeds url --saleor-api-url https://shop.example.com/graphql/ --channel default-channel
+    """
     from saleor_app.feed.service import FeedService
 
     settings = load_checked_settings()
@@ -83,12 +93,9 @@ def feeds_url(
         installation = await installation_by_url(ctx, saleor_api_url)
         return await FeedService(ctx).view(installation, channel, with_consistency=False)
 
-    try:
-        view = run_with_context(settings, run)
-    except AppError as exc:
-        _fail(exc.message)
+    view = run_with_context(settings, run)
     if not view.exists or not view.url:
-        _fail(f"Channel {channel} has no product feed yet: turn it on with `channels set … --feed "
+        fail(f"Channel {channel} has no product feed yet: turn it on with `channels set … --feed "
               "--product-url-template URL`.")
     if not view.enabled:  # on stderr: stdout holds the URL alone
         typer.echo(f"The feed of {channel} is off: this URL answers 404 until it is turned on.", err=True)
@@ -97,8 +104,16 @@ def feeds_url(
 
 
 @feeds_app.command("list")
-def feeds_list(saleor_api_url: Optional[str] = typer.Option(None, help="Only this installation.")) -> None:
-    """Every feed: channel, URL, rows, when it was built, the last error, items of orders missing from it."""
+def feeds_list(
+    saleor_api_url: Optional[str] = typer.Option(None, metavar="URL", show_default=False,
+                                                 help="Only this installation (default: every installed Saleor)."),
+) -> None:
+    """Every feed: channel, URL, rows, when it was built, the last error, items of orders missing from it.
+
+    \b
+    Example:
+      saleor-vtmarketing feeds list
+    """
     from saleor_app.feed.service import FeedService
     from saleor_app.storage.repositories import InstallationRepository
 
@@ -131,11 +146,17 @@ def feeds_list(saleor_api_url: Optional[str] = typer.Option(None, help="Only thi
 
 @feeds_app.command("rotate")
 def feeds_rotate(
-    saleor_api_url: str = typer.Option(..., help="The installation's Saleor API URL."),
-    channel: str = typer.Option(..., help="Channel slug."),
+    saleor_api_url: str = typer.Option(..., metavar="URL", help=SALEOR_API_URL_HELP),
+    channel: str = typer.Option(..., metavar="SLUG", help="The sales channel's slug, e.g. default-channel."),
 ) -> None:
-    """Give the feed a new secret URL (printed); the old one answers 404 from now on."""
-    from saleor_app.errors import AppError
+    """Give the feed a new secret URL (printed); the old one answers 404 from now on.
+
+    Give the new URL to VTmarketing at once: until then it keeps fetching the old one, which is gone.
+
+    \b
+    Example:
+      saleor-vtmarketing feeds rotate --saleor-api-url https://shop.example.com/graphql/ --channel default-channel
+    """
     from saleor_app.feed.service import FeedService
 
     settings = load_checked_settings()
@@ -144,9 +165,6 @@ def feeds_rotate(
         installation = await installation_by_url(ctx, saleor_api_url)
         return await FeedService(ctx).rotate(installation, channel)
 
-    try:
-        view = run_with_context(settings, run)
-    except AppError as exc:
-        _fail(exc.message)
+    view = run_with_context(settings, run)
     console.print("New feed URL (give it to VTmarketing; the old one no longer works):", soft_wrap=True)
     print(view.url)

@@ -2,39 +2,56 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from saleor_app.cli.common import console, installation_by_url, load_checked_settings, run_with_context
+from saleor_app.cli.common import console, fail, installation_by_url, load_checked_settings, run_with_context
 
-def _parse_date(value: str, name: str) -> str:
-    from datetime import date
 
+def _parse_date(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value).isoformat()
+        return date.fromisoformat(value)
     except ValueError:
-        console.print(f"[red]{name} must be a date like 2026-01-31, not {value!r}.[/red]")
-        raise typer.Exit(2) from None
+        fail(f"{name} must be a date like 2026-01-31, not {value!r}.", code=2)
 
 
 def backfill(
-    saleor_api_url: str = typer.Option(..., help="The installation's Saleor API URL."),
-    channel: str = typer.Option(..., help="Channel slug."),
-    since: str = typer.Option(..., help="First creation date to include (YYYY-MM-DD)."),
-    until: Optional[str] = typer.Option(None, help="Last creation date to include (YYYY-MM-DD)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be queued; store nothing."),
+    saleor_api_url: str = typer.Option(..., metavar="URL",
+                                       help="The Saleor API URL of the installation, e.g. "
+                                            "https://shop.example.com/graphql/."),
+    channel: str = typer.Option(..., metavar="SLUG", help="The sales channel whose orders to queue."),
+    since: str = typer.Option(..., metavar="YYYY-MM-DD", help="First creation date to include."),
+    until: Optional[str] = typer.Option(None, metavar="YYYY-MM-DD", show_default=False,
+                                        help="Last creation date to include. Default: up to now."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Only count what would be queued (confirmed orders the app does not know "
+                                      "yet); store nothing."),
 ) -> None:
-    """Queue a channel's past confirmed orders like live webhooks; resumable, never sends an order twice."""
+    """Queue a channel's past confirmed orders, as if their webhooks had come; the worker sends them.
+
+    An order the app already knows (sent live, or by an earlier backfill) is never queued twice. The position is
+    stored after each page: a stopped backfill, started again with the same dates, resumes where it stopped.
+    Figures are this run's.
+
+    \b
+    Examples:
+      saleor-vtmarketing backfill --saleor-api-url https://shop.example.com/graphql/ \\
+          --channel default-channel --since 2026-01-01 --dry-run
+      saleor-vtmarketing backfill --saleor-api-url https://shop.example.com/graphql/ \\
+          --channel default-channel --since 2026-01-01 --until 2026-01-31
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from saleor_app.delivery.recovery import backfill as run_backfill
-    from saleor_app.errors import AppError
     from saleor_app.saleor.exceptions import SaleorError
 
     since_date = _parse_date(since, "--since")
-    until_date = _parse_date(until, "--until") if until else ""
+    until_date = _parse_date(until, "--until") if until else None
+    if until_date is not None and until_date < since_date:
+        fail(f"--until ({until_date}) is before --since ({since_date}): no order can match.", code=2)
     settings = load_checked_settings()
 
     async def run(ctx):  # type: ignore[no-untyped-def]
@@ -46,19 +63,30 @@ def backfill(
             def on_page(progress) -> None:  # type: ignore[no-untyped-def]
                 bar.update(task, completed=progress.seen, total=progress.total, queued=progress.queued)
 
-            return await run_backfill(ctx, installation, channel, since=since_date, until=until_date, dry_run=dry_run, on_page=on_page)
+            try:
+                return await run_backfill(ctx, installation, channel, since=since_date.isoformat(),
+                                          until=until_date.isoformat() if until_date else "", dry_run=dry_run,
+                                          on_page=on_page)
+            except SaleorError as exc:
+                fail(f"Saleor could not be asked: {exc}")
 
-    try:
-        result = run_with_context(settings, run)
-    except (AppError, SaleorError) as exc:
-        console.print(f"[red]{getattr(exc, 'message', exc)}[/red]")
-        raise typer.Exit(1) from None
+    result = run_with_context(settings, run)
     verb = "would queue" if dry_run else "queued"
-    console.print(f"{result.seen} orders looked at, {verb} {result.queued} (the others were already known or not confirmed)")
+    resumed = "resumed where the last run stopped: " if result.resumed else ""
+    console.print(f"{resumed}{result.seen} orders looked at, {verb} {result.queued} "
+                  "(the others were already known or not confirmed)")
 
 
 def reconcile() -> None:
-    """Run one reconciliation pass now for every active installation (the worker does it every RECONCILE_INTERVAL)."""
+    """Run one reconciliation pass now, for every active installation.
+
+    It asks Saleor for orders changed since the last pass and queues the confirmed ones no webhook brought.
+    The worker does this every RECONCILE_INTERVAL seconds anyway.
+
+    \b
+    Example:
+      saleor-vtmarketing reconcile
+    """
     from saleor_app.delivery.recovery import Reconciler
     from saleor_app.storage.repositories import InstallationRepository
 
@@ -75,7 +103,12 @@ def reconcile() -> None:
 
 
 def installations() -> None:
-    """Installed Saleors, their state and the last reconciliation pass."""
+    """The Saleors that installed the app: their state, and their last reconciliation pass.
+
+    \b
+    Example:
+      saleor-vtmarketing installations
+    """
     from saleor_app.storage.repositories import InstallationRepository
 
     settings = load_checked_settings()

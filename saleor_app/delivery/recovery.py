@@ -177,10 +177,13 @@ class Reconciler:
 
 @dataclass
 class BackfillProgress:
+    """This run's figures: orders looked at and queued by this run (not by an earlier run over the same dates)."""
+
     seen: int
     queued: int
     total: int | None
     done: bool
+    resumed: bool = False  # this run continued one that had stopped half-way
 
 
 async def backfill(
@@ -194,7 +197,9 @@ async def backfill(
     on_page: Callable[[BackfillProgress], Awaitable[None] | None] | None = None,
 ) -> BackfillProgress:
     """Queue a channel's confirmed orders created in [since, until] (dates). The position is stored after each page,
-    so a stopped backfill starts again where it was, without resending (dedupe) or skipping (stable order)."""
+    so a stopped backfill starts again where it was, without resending (dedupe) or skipping (stable order); one
+    that had finished walks again from the start (queueing only what is new since). A dry run stores nothing and
+    counts what a real run would queue now: confirmed orders the app does not know yet."""
     token = await _token(ctx, installation)
     channels = await ctx.saleor.channels(installation.saleor_api_url, token)
     channel = next((c for c in channels if c.get("slug") == channel_slug), None)
@@ -206,12 +211,16 @@ async def backfill(
     filter_ = {"created": created, "channels": [channel["id"]]}
     sort = {"field": "NUMBER", "direction": "ASC"}
 
-    async with ctx.db.transaction() as session:
-        cursor = await BackfillCursorRepository(session).get_or_create(installation.id, channel_slug, since, until)
-        position, seen, queued, done = cursor.cursor, cursor.seen, cursor.queued, cursor.done
-    if dry_run:
-        position, seen, queued, done = None, 0, 0, False
-    progress = BackfillProgress(seen, queued, None, done)
+    position: str | None = None
+    resumed = False
+    if not dry_run:
+        async with ctx.db.transaction() as session:
+            cursor = await BackfillCursorRepository(session).get_or_create(installation.id, channel_slug, since, until)
+            if cursor.done:  # finished before: this is a new walk over the same dates
+                cursor.cursor, cursor.seen, cursor.queued, cursor.done = None, 0, 0, False
+            position, resumed = cursor.cursor, cursor.cursor is not None
+            walked_before, queued_before = cursor.seen, cursor.queued
+    progress = BackfillProgress(0, 0, None, False, resumed)
     while not progress.done:
         page = await ctx.saleor.orders_page(
             installation.saleor_api_url, token, filter=filter_, sort_by=sort, first=PAGE_SIZE, after=position
@@ -219,7 +228,10 @@ async def backfill(
         progress.total = page.total_count
         progress.seen += len(page.orders)
         if dry_run:
-            progress.queued += sum(1 for o in page.orders if is_confirmed(o))
+            confirmed = [o["id"] for o in page.orders if is_confirmed(o)]
+            async with ctx.db.session() as session:
+                known = await DeliveryRepository(session).known_order_ids(installation.id, confirmed)
+            progress.queued += len(set(confirmed) - known)
         else:
             progress.queued += await queue_found_orders(ctx, installation, page.orders, DeliverySource.BACKFILL)
         progress.done = not page.has_next_page or not page.end_cursor
@@ -227,7 +239,8 @@ async def backfill(
         if not dry_run:
             async with ctx.db.transaction() as session:
                 row = await BackfillCursorRepository(session).get_or_create(installation.id, channel_slug, since, until)
-                row.cursor, row.seen, row.queued, row.done = position, progress.seen, progress.queued, progress.done
+                row.cursor, row.done = position, progress.done
+                row.seen, row.queued = walked_before + progress.seen, queued_before + progress.queued
         if on_page is not None:
             maybe = on_page(progress)
             if maybe is not None:

@@ -146,8 +146,11 @@ async def test_a_cancelled_pass_loses_and_duplicates_nothing(running_app, instal
 
     monkeypatch.setattr(running_app.ctx.saleor, "orders_page", hang_on_third_page)
     task = asyncio.create_task(Reconciler(running_app.ctx).reconcile(await installation(running_app)))
-    while calls < 3:
-        await asyncio.sleep(0.01)
+    async def third_page_asked() -> None:
+        while calls < 3:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(third_page_asked(), timeout=60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -184,7 +187,7 @@ async def test_worker_runs_reconciliation_periodically(live_app, fake_saleor, fa
     for entry in live_app.worker._periodic:  # make the reconciliation due now instead of in 10 minutes
         entry[2] = float("-inf")
     live_app.ctx.signal.wake()
-    (event,) = await fake_vtm.wait_for_events(1, timeout=10)
+    (event,) = await fake_vtm.wait_for_events(1, timeout=30)
     assert event.order_id == missed["number"]
 
 
@@ -222,8 +225,12 @@ async def test_backfill_queues_past_orders_once_and_resumes(running_app, install
     monkeypatch.setattr(running_app.ctx.saleor, "orders_page", real_page)
     seen_pages = []
     result = await backfill(running_app.ctx, inst, "default-channel", since="2026-01-01", on_page=seen_pages.append)
-    assert result.done and result.seen == 6 and result.total == 6
+    # This run's figures: it resumed after the first page (2 orders), so it looked at the other 4.
+    assert result.done and result.resumed and result.seen == 4 and result.total == 6
     assert len(seen_pages) == 2  # resumed after the stored position, not from the start
+    async with running_app.ctx.db.session() as session:
+        cursor = await session.scalar(select(BackfillCursor))
+    assert cursor.done and cursor.seen == 6  # the stored walk covers both runs
     await worker.run_until_idle()
     sent = sorted(e.order_id for e in fake_vtm.events)
     assert sent == sorted(o["number"] for o in past)
@@ -239,3 +246,34 @@ async def test_backfill_dry_run_stores_nothing(running_app, installed) -> None: 
     result = await backfill(running_app.ctx, inst, "default-channel", since="2026-02-01", until="2026-02-02", dry_run=True)
     assert (result.seen, result.queued) == (2, 2)
     assert await all_deliveries(running_app) == []
+
+
+async def test_backfill_dry_run_counts_only_what_a_real_run_would_queue(running_app, installed, worker) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed)
+    orders = [installed.add_order(installed.make_order(created=f"2026-02-0{day}T10:00:00+00:00")) for day in range(1, 7)]
+    installed.add_order(installed.make_order(created="2026-02-03T11:00:00+00:00", status="UNCONFIRMED"))
+    for order in orders[:2]:  # two already came by webhook
+        assert (await running_app.send_webhook(installed, order)).status_code == 200
+    inst = await installation(running_app)
+
+    dry = await backfill(running_app.ctx, inst, "default-channel", since="2026-02-01", dry_run=True)
+    assert (dry.seen, dry.queued) == (7, 4)  # not the 6 confirmed ones: 2 are known already
+    real = await backfill(running_app.ctx, inst, "default-channel", since="2026-02-01")
+    assert (real.seen, real.queued) == (7, dry.queued)
+    again = await backfill(running_app.ctx, inst, "default-channel", since="2026-02-01", dry_run=True)
+    assert again.queued == 0
+
+
+async def test_a_finished_backfill_run_again_reports_its_own_figures(running_app, installed) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed)
+    for day in range(1, 4):
+        installed.add_order(installed.make_order(created=f"2026-02-0{day}T10:00:00+00:00"))
+    inst = await installation(running_app)
+    first = await backfill(running_app.ctx, inst, "default-channel", since="2026-02-01")
+    assert (first.seen, first.queued, first.done, first.resumed) == (3, 3, True, False)
+
+    installed.add_order(installed.make_order(created="2026-02-05T10:00:00+00:00"))  # one more since
+    second = await backfill(running_app.ctx, inst, "default-channel", since="2026-02-01")
+    # Walked again from the start: this run looked at 4 and queued only the new one (not "3 queued" from before).
+    assert (second.seen, second.queued, second.done, second.resumed) == (4, 1, True, False)
+    assert len(await all_deliveries(running_app)) == 4

@@ -44,23 +44,23 @@ async def test_killed_pass_resumes_without_loss_or_duplicates(database_url, tmp_
         fake_saleor.add_order(order)
     _, _, watermark_before = await count_and_watermark(settings)
 
-    fake_saleor.graphql_latency = 0.3
+    # Saleor answers three pages, then holds the fourth: the pass is surely mid-walk when it is killed.
+    hold = fake_saleor.hold_queries("ConfirmedOrders", after=3)
     cli = [sys.executable, "-m", "saleor_app.cli", "reconcile"]
     process = subprocess.Popen(cli, env=reconcile_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    pages = lambda: sum("ConfirmedOrders" in (r.get("query") or "") for r in fake_saleor.graphql_requests)  # noqa: E731
-    deadline = time.monotonic() + 30
-    while pages() < 3 and time.monotonic() < deadline and process.poll() is None:
+    deadline = time.monotonic() + 120
+    while hold.waiting < 1 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
-    assert pages() >= 3, process.stderr.read().decode() if process.poll() is not None else "pass too slow"
+    assert hold.waiting == 1, process.stderr.read().decode() if process.poll() is not None else "no fourth page asked"
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    process.wait(timeout=30)
+    hold.release.set()  # later requests (the next pass) are answered at once
 
     stored, distinct, watermark = await count_and_watermark(settings)
-    assert 0 < stored < len(orders) and stored == distinct  # part of the walk is stored, nothing twice
+    assert stored == 300 and stored == distinct  # the three pages walked are stored, nothing twice
     assert watermark == watermark_before  # the pass did not finish: the watermark stayed
 
-    fake_saleor.graphql_latency = 0.0
-    done = subprocess.run(cli, env=reconcile_env(settings), capture_output=True, timeout=60)
+    done = subprocess.run(cli, env=reconcile_env(settings), capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     assert f"{len(orders) - stored} recovered" in done.stdout.decode()
     stored, distinct, watermark = await count_and_watermark(settings)

@@ -24,11 +24,11 @@ async def deliver_two_in_a_row(web, saleor, vtm, worker) -> None:  # type: ignor
     # The first order may be picked up by the worker's first claim; the second finds it asleep on its poll.
     for count in (1, 2):
         if count == 2:
-            await asyncio.wait_for(_asleep_with_nothing_in_flight(worker), timeout=10)
+            await asyncio.wait_for(_asleep_with_nothing_in_flight(worker), timeout=30)
         order = saleor.make_order()
         saleor.add_order(order)
         assert (await web.send_webhook(saleor, order)).status_code == 200
-        events = await vtm.wait_for_events(count, timeout=10)
+        events = await vtm.wait_for_events(count, timeout=30)
         assert events[-1].order_id == order["number"]
 
 

@@ -73,6 +73,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes.catalogue import CATALOGUE_COSTS, CATALOGUE_FIELD_GATES, Catalogue
+from saleor_app.saleor.manifest import APP_ID
 from tests.fakes.server import ThreadedServer
 from tests.paths import CAPTURED_DIR, SCHEMA_DIR
 
@@ -666,7 +667,7 @@ class FakeSaleor:
         # The installed app, as Saleor knows it.
         self.app_id = "QXBwOjQ="
         self.app_name = "VTmarketing"
-        self.app_identifier = "saleor.app.vtmarketing"
+        self.app_identifier = APP_ID  # the manifest's `id`, as Saleor stores it
         self.app_token = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(30))
         self._lock = threading.RLock()
         self.reset()
@@ -695,6 +696,7 @@ class FakeSaleor:
             self.graphql_requests: list[dict[str, Any]] = []
             self.graphql_status_override: int | None = None
             self.graphql_latency = 0.0  # seconds before each GraphQL answer (to catch a client mid-walk)
+            self._hold: _QueryHold | None = None
             self.jwks_requests = 0
             self.jwks_status_override: int | None = None
 
@@ -1116,10 +1118,21 @@ class FakeSaleor:
                 return Response("Service Unavailable", status_code=self.jwks_status_override)
             return Response(self.jwks_json(), media_type="application/json")
 
+    def hold_queries(self, needle: str, *, after: int, timeout: float = 120.0) -> "_QueryHold":
+        """Answer the first `after` GraphQL requests whose body contains `needle`, then hold each further one until
+        `release` of the returned hold is set (or `timeout` passed): a client caught mid-walk, on any machine."""
+        hold = _QueryHold(needle.encode(), after, timeout)
+        with self._lock:
+            self._hold = hold
+        return hold
+
     async def _graphql_endpoint(self, request: Request) -> Response:
         raw = await request.body()
         if self.graphql_latency:
             await asyncio.sleep(self.graphql_latency)
+        hold = self._hold
+        if hold is not None and hold.needle in raw:
+            await hold.pass_or_wait(self._lock)
         token = _bearer_token(request.headers)
         with self._lock:
             record: dict[str, Any] = {"query": None, "variables": None, "operationName": None, "token": token,
@@ -1342,6 +1355,30 @@ class _Root:
 
     def appProblemDismiss(self, info: Any, input: Mapping[str, Any]) -> dict[str, Any]:  # noqa: A002,N802
         return self._fake._problem_dismiss(info.context, input)
+
+
+class _QueryHold:
+    """See FakeSaleor.hold_queries. `waiting`: how many requests are held right now."""
+
+    def __init__(self, needle: bytes, after: int, timeout: float) -> None:
+        self.needle, self.after, self.timeout = needle, after, timeout
+        self.release = threading.Event()
+        self.seen = 0
+        self.waiting = 0
+
+    async def pass_or_wait(self, lock: threading.RLock) -> None:
+        with lock:
+            self.seen += 1
+            if self.seen <= self.after:
+                return
+            self.waiting += 1
+        deadline = time.monotonic() + self.timeout
+        try:
+            while not self.release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+        finally:
+            with lock:
+                self.waiting -= 1
 
 
 def _bearer_token(headers: Mapping[str, str]) -> str | None:

@@ -106,7 +106,8 @@ class Behaviour:
     """A one-shot behaviour applied to the next request instead of (or before) normal processing.
 
     kind: "fail" (answer `status`, `body`, `headers` without creating the event), "slow" (wait `delay`, then answer
-    normally: the event is created, as a slow but working server would), "reset" (start a 200 answer, then drop
+    normally: the event is created, as a slow but working server would), "hold" (like slow, but wait until the test
+    sets `release`, bounded by `delay`: an answer later than any client timeout, whatever the machine's speed), "reset" (start a 200 answer, then drop
     the connection mid-body; `created` says whether the event is recorded), "invalid_json" (create the event if
     `status` is 2xx and answer a non-JSON page).
     """
@@ -117,6 +118,7 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     created: bool = False
+    release: threading.Event | None = None
 
 
 class _ResetConnection(Exception):
@@ -146,6 +148,10 @@ class FakeVTMarketing:
         self._down = False
         self._events: list[ReceivedEvent] = []
         self._requests: list[ReceivedRequest] = []
+        self._hold_until = 0  # answers wait until this many requests are being answered at once (hold_answers)
+        self._hold_timeout = 0.0
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most requests that were being answered at the same moment
         self.app = Starlette(routes=[Route(API_PATH, _Endpoint(self), methods=["POST"])])
         self._port = port
         self._server: ThreadedServer | None = None
@@ -226,9 +232,23 @@ class FakeVTMarketing:
         """The next request is answered normally but only after `seconds` (the event is still created)."""
         self._enqueue(Behaviour("slow", delay=seconds))
 
+    def hold_next(self, *, timeout: float = 60.0) -> threading.Event:
+        """The next request is answered normally (the event is created) only once the returned event is set (or
+        after `timeout` seconds): a client with a shorter timeout surely gives up first."""
+        release = threading.Event()
+        self._enqueue(Behaviour("hold", delay=timeout, release=release))
+        return release
+
     def reset_next(self, *, created: bool = False) -> None:
         """The next request gets the start of a 200 answer, then the connection is closed mid-body."""
         self._enqueue(Behaviour("reset", created=created))
+
+    def hold_answers(self, until_in_flight: int, *, timeout: float = 30.0) -> None:
+        """Hold every answer until `until_in_flight` requests are waiting at once (or `timeout` seconds passed):
+        a client that sends one request at a time never gets there, one that sends them side by side does,
+        however slow the machine. `max_in_flight` tells how many were waiting together."""
+        with self._lock:
+            self._hold_until, self._hold_timeout = until_in_flight, timeout
 
     def invalid_json_next(self, status: int = 200) -> None:
         """The next request is processed but answered with an HTML page instead of JSON."""
@@ -263,7 +283,7 @@ class FakeVTMarketing:
         """Accepted events whose `generic.orderId` is `order_id` (more than one means a duplicate delivery)."""
         return [event for event in self.events if event.order_id == order_id]
 
-    async def wait_for_events(self, count: int, timeout: float = 5.0) -> list[ReceivedEvent]:
+    async def wait_for_events(self, count: int, timeout: float = 30.0) -> list[ReceivedEvent]:
         """Wait (without blocking the event loop) until at least `count` events were accepted."""
         deadline = time.monotonic() + timeout
         while True:
@@ -283,6 +303,20 @@ class FakeVTMarketing:
         with self._lock:
             behaviour = self._queue.popleft() if self._queue and not self._down else None
             return behaviour, self._down, self._accepted_keys
+
+    async def _enter_answer(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            hold_until, timeout = self._hold_until, self._hold_timeout
+        if hold_until:
+            deadline = time.monotonic() + timeout
+            while self.max_in_flight < hold_until and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+
+    def _leave_answer(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _accept(self, body: dict[str, Any], key: str, raw: bytes) -> None:
         with self._lock:
@@ -335,6 +369,15 @@ class _Endpoint:
         )
         fake._record_request(request)
         behaviour, down, accepted_keys = fake._next_behaviour()
+        try:
+            await fake._enter_answer()
+            await self._answer(request, raw, headers, behaviour, down, accepted_keys, send)
+        finally:
+            fake._leave_answer()
+
+    async def _answer(self, request: ReceivedRequest, raw: bytes, headers: dict[str, str], behaviour: Behaviour | None,
+                      down: bool, accepted_keys: set[str] | None, send: Callable[..., Any]) -> None:
+        fake = self.fake
 
         if fake.latency:
             await asyncio.sleep(fake.latency)
@@ -349,6 +392,10 @@ class _Endpoint:
             return
         if behaviour is not None and behaviour.kind == "slow":
             await asyncio.sleep(behaviour.delay)
+        if behaviour is not None and behaviour.kind == "hold" and behaviour.release is not None:
+            deadline = time.monotonic() + behaviour.delay
+            while not behaviour.release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
 
         status, answer, body = fake.validate(headers.get("authorization"), raw, accepted_keys)
 

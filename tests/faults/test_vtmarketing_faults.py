@@ -207,9 +207,10 @@ async def test_refused_api_key_fails_names_the_fix_and_a_new_key_delivers(runnin
 @pytest.mark.parametrize("settings_overrides", [{"vtmarketing_timeout_seconds": 0.3}])
 async def test_answer_slower_than_the_timeout_is_retried_and_may_duplicate(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
     await configure(running_app, installed)
-    fake_vtm.slow_next(1.0)
+    release = fake_vtm.hold_next()  # VTmarketing answers only after the app stopped waiting
     order = await place_order(running_app, installed)
     await worker.run_until_idle()
+    release.set()
 
     delivery = await one_delivery(running_app)
     assert delivery.status == "retrying"
@@ -217,10 +218,10 @@ async def test_answer_slower_than_the_timeout_is_retried_and_may_duplicate(runni
     assert_retry_scheduled(delivery)
     (attempt,) = await vtm_attempts(running_app)
     assert (attempt.http_status, attempt.outcome, attempt.excerpt) == (None, "retry", None)
-    assert 250 <= attempt.duration_ms < 1000
+    assert attempt.duration_ms >= 250  # it waited its 0.3 s timeout
 
     # VTmarketing still processes the request we stopped waiting for: it holds the event before our retry.
-    (late,) = await fake_vtm.wait_for_events(1, timeout=5)
+    (late,) = await fake_vtm.wait_for_events(1, timeout=30)
     assert late.order_id == order["number"]
 
     await make_due_now(running_app)

@@ -52,12 +52,13 @@ class OutboundSpy:
 
 
 def legit(url: str) -> bool:
-    """What ALLOWED means: plain http://127.0.0.1:<port>/graphql/ or https://<sub>.saleor.cloud/graphql/."""
+    """What ALLOWED means: plain http://127.0.0.1:<port>/graphql/ or https://<sub>.saleor.cloud/graphql/ (with or
+    without the trailing slash: that difference is not a refusal)."""
     try:
         parsed = httpx.URL(url)
     except Exception:  # noqa: BLE001
         return False
-    if parsed.userinfo or parsed.query or parsed.fragment or parsed.path != "/graphql/":
+    if parsed.userinfo or parsed.query or parsed.fragment or parsed.path not in ("/graphql/", "/graphql"):
         return False
     if parsed.scheme == "http":
         return parsed.host == "127.0.0.1"

@@ -82,7 +82,7 @@ async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path, fake_vtm
     app = create_app(settings, run_worker=False, migrate=False)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
-            ready = await asyncio.wait_for(client.get("/readyz"), timeout=15)
+            ready = await asyncio.wait_for(client.get("/readyz"), timeout=60)
             assert ready.status_code == 503
             assert ready.json()["database"].startswith("unreachable")
             # Liveness does not depend on the database: an orchestrator must not restart the app for its outage.

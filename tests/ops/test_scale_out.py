@@ -4,6 +4,7 @@ worker had it in flight; nothing is left waiting."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,16 +46,17 @@ def test_500_orders_two_webs_two_workers_one_killed_half_way(tmp_path, postgres_
             sending = sender.submit(d.send_webhooks, webs, hooks, threads=8)
             wait_until(lambda: len(fake_vtm.events) >= ORDERS // 2, timeout=60, interval=0.01,
                        what="half the orders delivered")
-            events_at_kill = len(fake_vtm.events)
-            kill_time = time.monotonic()
             victim.kill()
-            statuses = sending.result(timeout=120)
+            # From here the victim is dead: what VTmarketing had accepted by now is all it can have sent.
+            kill_time = time.monotonic()
+            events_at_kill = len(fake_vtm.events)
+            statuses = sending.result(timeout=300)
         sent_at = time.monotonic()
         assert set(statuses) == {200}, f"webhooks refused: {[s for s in statuses if s != 200][:5]}"
 
-        counts = d.wait_all_finished(ORDERS, timeout=60)
+        counts = d.wait_all_finished(ORDERS, timeout=300)
         assert counts == {"delivered": ORDERS}, counts
-        wait_until(lambda: numbers <= set(event_counts(fake_vtm)), timeout=10, what="every order at VTmarketing")
+        wait_until(lambda: numbers <= set(event_counts(fake_vtm)), timeout=60, what="every order at VTmarketing")
         elapsed = time.monotonic() - started
 
         per_order = event_counts(fake_vtm)
@@ -63,19 +65,23 @@ def test_500_orders_two_webs_two_workers_one_killed_half_way(tmp_path, postgres_
         # Only what the killed worker had in flight may go twice, and only once more.
         assert len(duplicates) <= CONCURRENCY, duplicates
         assert all(n == 2 for n in duplicates.values()), duplicates
-        first_seen: dict[str, float] = {}
-        for event in fake_vtm.events:
-            first_seen.setdefault(event.order_id, event.received_at)
-        # The first send of a duplicated order happened while the killed worker was alive (the fake records an
-        # event after its latency, so allow that and a little scheduling slack).
-        late = {n: first_seen[n] - kill_time for n in duplicates if first_seen[n] > kill_time + LATENCY + 0.5}
+        first_sent: dict[str, float] = {}
+        for request in fake_vtm.requests:
+            try:
+                number = json.loads(request.body)["event"]["confirmation"]["generic"]["orderId"]
+            except ValueError:  # a send the SIGKILL cut short: its body never fully arrived (nor was accepted)
+                continue
+            first_sent.setdefault(number, request.received_at)
+        # A duplicated order was first sent while the killed worker was still alive (before it was dead).
+        late = {n: first_sent[n] - kill_time for n in duplicates if first_sent[n] > kill_time}
         assert not late, f"sent twice although first sent after the kill: {late}"
 
         # Both web processes took orders; the survivor finished the work.
         assert all(w.alive for w in webs) and survivor.alive
         stored = [stored_lines(w) for w in webs]
         assert sum(stored) == ORDERS and min(stored) > 0, stored
-        assert delivered_lines(survivor) > ORDERS - events_at_kill - CONCURRENCY
+        # Whatever VTmarketing had not accepted when the victim died, the survivor delivered.
+        assert delivered_lines(survivor) >= ORDERS - events_at_kill
         assert_logs_clean([*webs, victim, survivor], d.api_key, fake_saleor.app_token)
         ev = sorted(e.received_at for e in fake_vtm.events)
         print(f"\nscale-out timeline (s): first event {ev[0]-started:.1f} kill {kill_time-started:.1f} sent {sent_at-started:.1f} "

@@ -15,7 +15,6 @@ from tests.ops.procs import (
     wait_until,
 )
 
-SLOW = 3.0  # seconds VTmarketing takes to answer the send that the crash interrupts
 
 
 def delivered_lines(process) -> int:  # type: ignore[no-untyped-def]
@@ -32,10 +31,10 @@ def test_sqlite_serve_killed_mid_delivery_delivers_after_restart(tmp_path, fake_
         serve = d.serve(worker=True)
         d.install(serve)
         d.set_channel_key()
-        fake_vtm.slow_next(SLOW)  # VTmarketing takes its time with this one
+        release = fake_vtm.hold_next()  # VTmarketing answers this send only after the crash, however slow the machine
         order, body, headers = d.new_order()
         assert d.send_webhooks([serve], [(order, body, headers)]) == [200]
-        wait_until(lambda: fake_vtm.requests, timeout=15, what="the send to VTmarketing")
+        wait_until(lambda: fake_vtm.requests, timeout=60, what="the send to VTmarketing")
         (row,) = d.deliveries()
         assert row["status"] == "delivering"
 
@@ -44,13 +43,13 @@ def test_sqlite_serve_killed_mid_delivery_delivers_after_restart(tmp_path, fake_
         assert row["status"] == "delivering" and row["claimed_by"], "the crash left it in flight"
 
         restarted = d.serve(worker=True)
-        wait_until(lambda: d.deliveries()[0]["status"] == "delivered", timeout=20, what="the order delivered")
-        # At least once: the dead process's send may have been recorded by VTmarketing too (it answered late).
-        # Let VTmarketing finish answering the dead process's request too before counting.
-        time.sleep(max(0.0, fake_vtm.requests[0].received_at + SLOW + 0.5 - time.monotonic()))
-        sends = event_counts(fake_vtm).get(order["number"], 0)
-        assert 1 <= sends <= 2
-        print(f"\nkilled mid-delivery: delivered after restart; VTmarketing recorded the order {sends}x")
+        wait_until(lambda: d.deliveries()[0]["status"] == "delivered", timeout=60, what="the order delivered")
+        # At least once: VTmarketing still processes the dead process's send once it answers it, so it holds the
+        # order twice (the same orderId lets its reports count it once).
+        release.set()
+        wait_until(lambda: len(fake_vtm.requests) == 2 and all(r.status for r in fake_vtm.requests), timeout=60,
+                   what="VTmarketing done with both sends")
+        assert event_counts(fake_vtm) == {order["number"]: 2}
         assert d.status_counts() == {"delivered": 1}
         listing = d.cli("deliveries", "list").stdout
         assert "delivered" in listing and order["number"] in listing
@@ -73,9 +72,9 @@ def test_postgres_two_workers_send_each_of_100_orders_exactly_once(tmp_path, pos
         hooks = [d.new_order() for _ in range(100)]
         started = time.monotonic()
         assert set(d.send_webhooks([web], hooks)) == {200}
-        assert d.wait_all_finished(100, timeout=60) == {"delivered": 100}
+        assert d.wait_all_finished(100, timeout=180) == {"delivered": 100}
         elapsed = time.monotonic() - started
-        wait_until(lambda: len(fake_vtm.events) >= 100, timeout=10, what="100 events")
+        wait_until(lambda: len(fake_vtm.events) >= 100, timeout=30, what="100 events")
         assert event_counts(fake_vtm) == {order["number"]: 1 for order, _, _ in hooks}
         assert all(w.alive for w in workers)
         per_worker = [delivered_lines(w) for w in workers]

@@ -56,7 +56,9 @@ def test_manifest_fields_follow_app_url() -> None:
     assert manifest["permissions"] == ["MANAGE_ORDERS"]
     assert manifest["appUrl"] == "https://vtm.example.com/app"
     assert manifest["tokenTargetUrl"] == "https://vtm.example.com/api/register"
-    assert "brand" not in manifest  # no PNG logo is served
+    assert manifest["homepageUrl"] == "https://vtm.example.com/"
+    assert manifest["supportUrl"].startswith("https://vtm.example.com/")
+    assert manifest["brand"]["logo"]["default"] == "https://vtm.example.com/brand/logo.png"
     events = {hook["asyncEvents"][0]: hook for hook in manifest["webhooks"]}
     assert set(events) == {"ORDER_CONFIRMED", "APP_DELETED"}
     order_hook = events["ORDER_CONFIRMED"]
@@ -112,3 +114,75 @@ def test_documents_ship_inside_the_wheel(tmp_path: Path) -> None:
     for document in manifest_dir().rglob("*.graphql"):
         assert f"saleor_app/_manifest/{document.relative_to(manifest_dir()).as_posix()}" in names
     assert any(n.startswith("saleor_app/storage/migrations/versions/") for n in names)
+
+
+# --- the install screen: id, about, logo, homepage and support pages ------------------------------------------------
+
+
+def test_manifest_id_is_outside_saleors_own_namespace() -> None:
+    manifest = build_manifest("https://vtm.example.com")
+    # Saleor's own apps are `saleor.app.*` / `saleor.io.*`; ours must not look like one (nor clash with one).
+    assert not manifest["id"].startswith("saleor."), manifest["id"]
+    assert "vtmarketing" in manifest["id"] and len(manifest["id"]) <= 256
+
+
+def test_about_says_what_the_app_does() -> None:
+    about = build_manifest("https://vtm.example.com")["about"]
+    for words in ("confirmed order", "VTmarketing", "API key", "channel"):
+        assert words in about, words
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (the first chunk, right after the signature)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+async def test_logo_is_what_saleor_accepts(running_app) -> None:  # type: ignore[no-untyped-def]
+    import mimetypes
+    from urllib.parse import urlsplit
+
+    url = (await running_app.client.get("/api/manifest")).json()["brand"]["logo"]["default"]
+    path = urlsplit(url).path
+    # PROTOCOL.md §1: the URL's path makes `mimetypes` guess image/png; the file is a square PNG of ≥ 256 px,
+    # served as image/png, at most 10 MB.
+    assert mimetypes.guess_type(path)[0] == "image/png"
+    logo = await running_app.client.get(path)
+    assert logo.status_code == 200 and logo.headers["content-type"] == "image/png"
+    width, height = png_size(logo.content)
+    assert width == height >= 256
+    assert len(logo.content) <= 10 * 1024 * 1024
+
+
+async def test_homepage_and_support_pages_exist_and_say_what_an_installer_needs(running_app) -> None:  # type: ignore[no-untyped-def]
+    from urllib.parse import urlsplit
+
+    from saleor_app import __version__
+
+    manifest = (await running_app.client.get("/api/manifest")).json()
+    for key in ("homepageUrl", "supportUrl"):
+        page = await running_app.client.get(urlsplit(manifest[key]).path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), key
+    home = (await running_app.client.get("/")).text
+    assert manifest["about"] in home.replace("&#39;", "'")
+    assert f'id="version">{__version__}<' in home
+    assert "http://127.0.0.1:8000/api/manifest" in home  # the manifest URL to paste
+    assert "Install from manifest" in home and "Install external app" in home  # 3.23 dashboards and older
+    assert 'href="/docs"' in home and 'id="support"' in home  # supportUrl's anchor is on the page
+    assert "/static/app.css" in home and "/static/home.css" in home  # the settings page's look
+    docs = await running_app.client.get("/docs")
+    assert docs.status_code == 200 and "<h2>Quick start</h2>" in docs.text and "make run" in docs.text
+    assert "<script" not in home + docs.text  # public pages run no script
+    assert (await running_app.client.get("/static/home.css")).headers["content-type"].startswith("text/css")
+
+
+async def test_public_pages_follow_an_app_url_with_a_path(tmp_path, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import make_settings, start_app
+
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}", tmp_path, fake_vtm.api_url,
+                             app_url="https://shop.example.com/vtm")
+    async with start_app(settings, run_worker=False) as running:
+        home = (await running.client.get("/")).text
+        assert 'href="/vtm/docs"' in home and 'src="/vtm/brand/logo.png"' in home
+        assert "https://shop.example.com/vtm/api/manifest" in home

@@ -119,3 +119,36 @@ async def test_two_saleors_install_one_deployment(running_app) -> None:  # type:
         assert first.id != second.id
         assert running_app.ctx.secrets.decrypt(first.token_encrypted) == one.app_token
         assert running_app.ctx.secrets.decrypt(second.token_encrypted) == two.app_token
+
+
+# --- refusals are logged ----------------------------------------------------------------------------------------------
+
+
+def refusal_lines(caplog) -> list[str]:  # type: ignore[no-untyped-def]
+    return [r.getMessage() for r in caplog.records if r.name == "saleor_app.errors" and "refused" in r.getMessage()]
+
+
+async def test_every_refused_register_is_logged_with_the_url_and_the_reason_never_the_token(tmp_path, database_url, fake_saleor, caplog) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(database_url, tmp_path, allowed_saleor_api_urls="https://shop.example.com/graphql/")
+    caplog.set_level("INFO")
+    async with start_app(settings, run_worker=False) as running:
+        assert (await running.register(fake_saleor)).status_code == 403  # not on the allow-list
+        headers = dict(fake_saleor.register_headers(), **{"Saleor-Api-Url": "https://shop.example.com/graphql/"})
+        body = json.dumps({"auth_token": fake_saleor.app_token + "x"}).encode()
+        assert (await running.client.post("/api/register", content=b"{}", headers=headers)).status_code == 400
+        assert (await running.client.post("/api/register", content=body, headers=headers)).status_code == 401
+    lines = refusal_lines(caplog)
+    assert len(lines) == 3, lines
+    assert lines[0] == (f"register refused for {fake_saleor.api_url}: 403 SALEOR_URL_PROHIBITED: "
+                        "This Saleor is not allowed to install this app (ALLOWED_SALEOR_API_URLS).")
+    assert "https://shop.example.com/graphql/: 400 MISSING_AUTH_TOKEN" in lines[1]
+    assert "https://shop.example.com/graphql/: 401 UNKNOWN_APP_ID" in lines[2]
+    assert fake_saleor.app_token not in caplog.text
+
+
+async def test_a_trailing_slash_difference_with_the_allow_list_still_installs(tmp_path, database_url, fake_saleor) -> None:  # type: ignore[no-untyped-def]
+    allowed = fake_saleor.api_url.rstrip("/")  # the operator wrote .../graphql, Saleor says .../graphql/
+    settings = make_settings(database_url, tmp_path, allowed_saleor_api_urls=allowed)
+    async with start_app(settings, run_worker=False) as running:
+        assert (await running.register(fake_saleor)).status_code == 200
+        assert await installation_of(running, fake_saleor.api_url) is not None

@@ -227,3 +227,18 @@ async def test_app_deleted_marks_the_installation_and_keeps_history(running_app,
     assert count == 1
     # Webhooks of an uninstalled app are refused.
     assert (await running_app.send_webhook(installed, installed.make_order())).status_code == 401
+
+
+async def test_refused_webhooks_are_logged_with_their_reason(running_app, installed: FakeSaleor, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("INFO")
+    order = installed.add_order(installed.make_order())
+    body = installed.webhook_body(order, query=ORDER_CONFIRMED.query)
+    forged = installed.webhook_headers(body, signature=installed.other_key_sign(body))
+    assert (await running_app.client.post(ORDER_CONFIRMED.path, content=body, headers=forged)).status_code == 401
+    wrong_event = installed.webhook_headers(body, event="order_created")
+    assert (await running_app.client.post(ORDER_CONFIRMED.path, content=body, headers=wrong_event)).status_code == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "saleor_app.errors"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"webhook refused for {installed.api_url}: 401 INVALID_SIGNATURE: Invalid Saleor-Signature")
+    assert lines[1].startswith(f"webhook refused for {installed.api_url}: 400 WRONG_EVENT: Expected Saleor-Event")
+    assert installed.app_token not in caplog.text and order["userEmail"] not in caplog.text

@@ -538,7 +538,7 @@ async def test_another_installations_delivery_is_not_found(running_app, installe
         (theirs,) = await deliveries_in_db(running_app)
         assert theirs.status == "failed"
 
-        lookup = await gql(running_app, installed, f"query($id: ID!) {{ delivery(id: $id) {{ id }} }}", {"id": str(theirs.id)})
+        lookup = await gql(running_app, installed, "query($id: ID!) { delivery(id: $id) { id } }", {"id": str(theirs.id)})
         assert lookup["delivery"] is None
         retried = (await gql(running_app, installed, RETRY, {"id": str(theirs.id)}))["retryDelivery"]
         assert retried["ok"] is False and retried["errors"][0]["code"] == "NOT_FOUND"
@@ -547,7 +547,7 @@ async def test_another_installations_delivery_is_not_found(running_app, installe
         counts = (await gql(running_app, installed, CHANNELS))["channels"]
         assert all(c["deliveryCounts"]["total"] == 0 for c in counts)
         # ...while its own installation sees it.
-        mine = (await gql(running_app, other, f"query($id: ID!) {{ delivery(id: $id) {{ id status }} }}", {"id": str(theirs.id)}))
+        mine = (await gql(running_app, other, "query($id: ID!) { delivery(id: $id) { id status } }", {"id": str(theirs.id)}))
         assert mine["delivery"] == {"id": str(theirs.id), "status": "failed"}
         assert (await deliveries_in_db(running_app))[0].status == "failed"  # nothing was requeued
 
@@ -797,7 +797,7 @@ async def test_channel_names_are_kept_for_the_log_and_the_dashboard_problems(run
     fake_vtm.accept_keys("vtm-key-right-12345678")
     await place_order(running_app, installed)
     await worker.run_until_idle()
-    (item,) = (await gql(running_app, installed, f"query {{ deliveries {{ items {{ channel channelName }} }} }}"))["deliveries"]["items"]
+    (item,) = (await gql(running_app, installed, "query { deliveries { items { channel channelName } } }"))["deliveries"]["items"]
     assert item == {"channel": "default-channel", "channelName": "US Store"}
     # The worker only knows the slug; the dashboard's problem names the channel as the merchant knows it.
     problem = installed.problems["vtmarketing-key-rejected:default-channel"]
@@ -807,7 +807,7 @@ async def test_channel_names_are_kept_for_the_log_and_the_dashboard_problems(run
     # A rename in Saleor reaches the log with the next channel list.
     installed.channel("default-channel")["name"] = "USA"
     await gql(running_app, installed, CHANNELS)
-    (item,) = (await gql(running_app, installed, f"query {{ deliveries {{ items {{ channelName }} }} }}"))["deliveries"]["items"]
+    (item,) = (await gql(running_app, installed, "query { deliveries { items { channelName } } }"))["deliveries"]["items"]
     assert item["channelName"] == "USA"
 
 

@@ -230,8 +230,7 @@
           var result = data.updateFeed;
           if (!result.ok) {
             showErrors(result.errors);
-            setStatus("error", "Not saved: check the highlighted fields.");
-            api.notify("error", "Feed not saved", result.errors.map(function (e) { return e.message; }).join(" "));
+            setStatus("error", "Not saved: check the highlighted fields.");  // shown once, on the card (no toast)
             return;
           }
           render(result.feed, true);
@@ -241,7 +240,6 @@
         })
         .catch(function (error) {
           setStatus("error", "Not saved: " + error.message);
-          api.notify("error", "Feed not saved", error.message);
         })
         .then(function () {
           busy([view.save], false);
