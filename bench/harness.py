@@ -240,6 +240,7 @@ class Workspace:
             "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{data_dir / 'saleor-vtmarketing.db'}",
             "SECRET_KEY": self.secret_key,
             "ALLOWED_SALEOR_API_URLS": "http://127.0.0.1:*",
+            "ALLOW_PRIVATE_SALEOR_URLS": "true",  # the fake Saleor listens on 127.0.0.1
             "VTMARKETING_API_URL": vtm_api_url,
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
@@ -287,6 +288,7 @@ def settings_from(env: dict[str, str]):  # type: ignore[no-untyped-def]
         app_url=env["APP_URL"], database_url=env["DATABASE_URL"], data_dir=Path(env["DATA_DIR"]),
         secret_key=env["SECRET_KEY"], allowed_saleor_api_urls=env["ALLOWED_SALEOR_API_URLS"],
         vtmarketing_api_url=env["VTMARKETING_API_URL"], log_format="text", log_level="WARNING",
+        allow_private_saleor_urls=env.get("ALLOW_PRIVATE_SALEOR_URLS", "false") == "true",
     )
 
 

@@ -42,9 +42,17 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Folder for the SQLite file and the generated key.")
     secret_key: str = Field(default="", description="Encrypts API keys and Saleor tokens at rest.")
+    secret_key_fallbacks: str = Field(
+        default="",
+        description="Comma-separated previous SECRET_KEYs: still read, never written (see `rotate-secrets`).",
+    )
     allowed_saleor_api_urls: str = Field(
         default="",
         description="Comma-separated absolute Saleor API URLs allowed to install the app; `*` wildcards allowed.",
+    )
+    allow_private_saleor_urls: bool = Field(
+        default=False,
+        description="Let a Saleor on a private, loopback or link-local address install the app (development only).",
     )
     vtmarketing_api_url: str = Field(default="https://api.vtcdn.net/v1/event/")
     log_level: str = Field(default="INFO")
@@ -148,6 +156,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def secret_key_fallback_list(self) -> list[str]:
+        return [key.strip() for key in self.secret_key_fallbacks.split(",") if key.strip()]
 
     @property
     def allowed_url_patterns(self) -> list[str]:

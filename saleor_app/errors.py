@@ -50,6 +50,11 @@ class PayloadTooLarge(AppError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "RATE_LIMITED"
+
+
 class ServiceUnavailable(AppError):
     """Something on our side cannot take the request now; the caller should retry (Saleor does for 5xx)."""
 

@@ -53,6 +53,26 @@ class Metrics:
             registry=r,
         )
         self.feed_requests = Counter("vtm_feed_requests_total", "Feed downloads, by HTTP status", ["status"], registry=r)
+        self._worker: tuple[Counter, Gauge] | None = None
+
+    def _worker_metrics(self) -> tuple[Counter, Gauge]:
+        """Registered by the first worker of the process: a web-only process exports no worker progress of 0."""
+        if self._worker is None:
+            self._worker = (
+                Counter("vtm_worker_errors_total", "Failed steps of the delivery worker (each is retried with backoff)",
+                        ["step"], registry=self.registry),
+                Gauge("vtm_worker_last_progress_timestamp", "When the delivery worker last completed a step (Unix time)",
+                      registry=self.registry),
+            )
+        return self._worker
+
+    @property
+    def worker_errors(self) -> Counter:
+        return self._worker_metrics()[0]
+
+    @property
+    def worker_last_progress(self) -> Gauge:
+        return self._worker_metrics()[1]
 
 
 def status_class(status: int | None) -> str:

@@ -11,10 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from saleor_app.context import AppContext
 from saleor_app.dependencies import get_context
 from saleor_app.errors import Unauthorized
+from saleor_app.storage.db import Database, describe_database_error
 from saleor_app.storage.models import utcnow
-from saleor_app.storage.repositories import DeliveryRepository
+from saleor_app.storage.repositories import DeliveryRepository, WriteProbeRepository
 
 router = APIRouter()
+
+# /readyz probes the database with a write when the app itself wrote nothing for this long.
+WRITE_PROBE_AFTER_SECONDS = 5.0
 
 
 @router.get("/healthz")
@@ -24,6 +28,8 @@ async def healthz() -> dict:
 
 @router.get("/readyz")
 async def readyz(ctx: AppContext = Depends(get_context)) -> JSONResponse:
+    """200 when this process can do its job: the database answers, is migrated, is the file it opened (SQLite) and
+    takes writes; and the delivery worker of this process (if it runs one) makes progress. 503 says why not."""
     try:
         await ctx.db.ping()
         current = await ctx.db.migrations_current()
@@ -31,7 +37,30 @@ async def readyz(ctx: AppContext = Depends(get_context)) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
     if not current:
         return JSONResponse({"status": "unavailable", "database": "migrations not applied"}, status_code=503)
+    problems: dict[str, str] = {}
+    database = ctx.db.file_problem() or await _refused_writes(ctx.db)
+    if database:
+        problems["database"] = database
+    worker = ctx.worker_health.problem() if ctx.worker_health is not None else None
+    if worker:
+        problems["worker"] = worker
+    if problems:
+        return JSONResponse({"status": "unavailable", **problems}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+async def _refused_writes(db: Database) -> str | None:
+    """Why the database refuses writes, or None. Known for free from the app's own writes when one succeeded
+    lately; otherwise (idle, or failing since) one probe write finds out."""
+    since_ok = db.write_health.seconds_since_ok()
+    if db.write_health.failing() is None and since_ok is not None and since_ok < WRITE_PROBE_AFTER_SECONDS:
+        return None
+    try:
+        async with db.transaction() as session:
+            await WriteProbeRepository(session).touch()
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the answer is "cannot write"
+        return f"refuses writes: {describe_database_error(exc)}"
+    return None
 
 
 @router.get("/metrics")

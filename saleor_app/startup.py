@@ -61,7 +61,7 @@ def open_database(settings: Settings) -> Database:
     try:
         return Database(settings.resolved_database_url)
     except OSError as exc:
-        raise StartupError(describe_database_error(exc, settings), exc) from exc
+        raise StartupError(database_start_failure(exc, settings), exc) from exc
 
 
 async def prepare_database(db: Database, settings: Settings) -> None:
@@ -69,7 +69,7 @@ async def prepare_database(db: Database, settings: Settings) -> None:
     try:
         await db.migrate()
     except Exception as exc:  # every driver and every way a database can be missing: translated, cause kept
-        raise StartupError(describe_database_error(exc, settings), exc) from exc
+        raise StartupError(database_start_failure(exc, settings), exc) from exc
 
 
 async def check_database(settings: Settings) -> None:
@@ -81,7 +81,7 @@ async def check_database(settings: Settings) -> None:
         await db.dispose()
 
 
-def describe_database_error(exc: BaseException, settings: Settings) -> str:
+def database_start_failure(exc: BaseException, settings: Settings) -> str:
     """One line: the variable to fix (DATA_DIR when the SQLite file is its default one) and the cause."""
     url = settings.resolved_database_url
     variable = "DATABASE_URL" if settings.database_url else "DATA_DIR"

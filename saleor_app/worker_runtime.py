@@ -32,10 +32,10 @@ def build_worker(ctx: AppContext, **kwargs) -> DeliveryWorker:  # type: ignore[n
     async def prune() -> None:
         await prune_finished_deliveries(ctx)
 
-    worker.add_periodic(PRUNE_INTERVAL_SECONDS, prune)
+    worker.add_periodic(PRUNE_INTERVAL_SECONDS, prune, name="prune")
     # Saleor gives up on a webhook after ~5 minutes (and at once on a 4xx): look for what it never delivered.
-    worker.add_periodic(ctx.settings.reconcile_interval_seconds, Reconciler(ctx).run_all)
-    worker.add_periodic(ctx.settings.feed_schedule_seconds, feed_scheduler(ctx).run_due)
+    worker.add_periodic(ctx.settings.reconcile_interval_seconds, Reconciler(ctx).run_all, name="reconcile")
+    worker.add_periodic(ctx.settings.feed_schedule_seconds, feed_scheduler(ctx).run_due, name="feeds")
     return worker
 
 

@@ -108,6 +108,7 @@ def make_settings(database_url: str, tmp_path, vtmarketing_api_url: str = "http:
         vtmarketing_timeout_seconds=2.0,
         saleor_timeout_seconds=2.0,
         log_format="text",
+        allow_private_saleor_urls=True,  # the fake Saleor listens on 127.0.0.1
     )
     values.update(overrides)
     return Settings(**values)

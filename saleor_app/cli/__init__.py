@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from saleor_app.cli import channels, deliveries, feeds, recovery, run
+from saleor_app.cli import channels, deliveries, feeds, recovery, run, secrets
 
 HELP = """Saleor App that sends every confirmed order to VTmarketing as a confirmation event.
 
@@ -28,6 +28,7 @@ app.add_typer(channels.channels_app, name="channels")
 app.add_typer(deliveries.deliveries_app, name="deliveries")
 app.add_typer(feeds.feeds_app, name="feeds")
 recovery.register(app)
+secrets.register(app)
 
 
 def main() -> None:

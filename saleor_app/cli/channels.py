@@ -116,6 +116,7 @@ def channels_list(
     Example:
       saleor-vtmarketing channels list
     """
+    from saleor_app.secrets import api_key_unreadable
     from saleor_app.settings.service import ChannelSettingsService
     from saleor_app.storage.repositories import InstallationRepository
 
@@ -125,12 +126,19 @@ def channels_list(
         async with ctx.db.session() as session:
             installations = await InstallationRepository(session).list()
         service = ChannelSettingsService(ctx)
-        return [(i, await service.list(i.id)) for i in installations if not saleor_api_url or i.saleor_api_url == saleor_api_url]
+        return [(i, await service.list(i.id), set(await service.unreadable_keys(i.id)))
+                for i in installations if not saleor_api_url or i.saleor_api_url == saleor_api_url]
 
     table = Table("Saleor API URL", "status", "channel", "enabled", "API key", "item id", "order id")
-    for installation, views in run_with_context(settings, run):
+    unreadable_seen = False
+    for installation, views, unreadable in run_with_context(settings, run):
         if not views:
             table.add_row(installation.saleor_api_url, installation.status, "-", "", "", "", "")
         for v in views:
-            table.add_row(installation.saleor_api_url, installation.status, v.channel, str(v.enabled), v.api_key_hint or "-", v.item_id, v.order_id)
+            key = v.api_key_hint or "-"
+            if v.channel in unreadable:
+                key, unreadable_seen = f"{key} (unreadable)", True
+            table.add_row(installation.saleor_api_url, installation.status, v.channel, str(v.enabled), key, v.item_id, v.order_id)
     console.print(table)
+    if unreadable_seen:
+        console.print(f"[red]{api_key_unreadable('the channels marked unreadable')}[/red]", soft_wrap=True)

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from saleor_app.config import LOG_FORMATS, ConfigError, Settings, load_settings
 from saleor_app.logs import configure_logging
+from saleor_app.storage.lock import DatabaseInUse, SingleProcessLock, sqlite_file_of
 
 if TYPE_CHECKING:
     from saleor_app.context import AppContext
@@ -57,8 +58,14 @@ def exit_start_failed(error: ConfigError) -> NoReturn:
     raise typer.Exit(EXIT_START_FAILED)
 
 
-def load_checked_settings() -> Settings:
-    """The settings, checked: values, the data folder, the secret key. Exits 2 with one line per problem."""
+# The single-process lock of a SQLite database, held by `serve` and `worker` for the life of the process.
+_database_lock: SingleProcessLock | None = None
+
+
+def load_checked_settings(*, lock_database: bool = False) -> Settings:
+    """The settings, checked: values, the data folder, the secret key. Exits 2 with one line per problem.
+    `lock_database` (`serve`, `worker`): on SQLite, take the database's single-process lock before anything touches
+    the database; exit 2 if another process holds it."""
     from saleor_app.startup import check_data_dir, load_secret_key
 
     try:
@@ -73,6 +80,8 @@ def load_checked_settings() -> Settings:
         load_secret_key(settings)
     except ConfigError as exc:
         exit_start_failed(exc)
+    if lock_database:
+        _lock_sqlite_database(settings)
     if not settings.allowed_url_patterns:
         log.warning(
             "ALLOWED_SALEOR_API_URLS is not set: ANY Saleor can install this app. "
@@ -91,20 +100,40 @@ def check_database_or_exit(settings: Settings) -> None:
         exit_start_failed(exc)
 
 
+def _lock_sqlite_database(settings: Settings) -> None:
+    global _database_lock
+    database_file = sqlite_file_of(settings.resolved_database_url)
+    if database_file is None:
+        return
+    from saleor_app.startup import database_start_failure
+
+    lock = SingleProcessLock(database_file)
+    try:
+        lock.acquire()
+    except DatabaseInUse as exc:
+        exit_start_failed(ConfigError(str(exc)))  # one line (JSON with LOG_FORMAT=json); nothing else has run
+    except OSError as exc:  # the lock file's folder cannot be made: the database's cannot either
+        exit_start_failed(ConfigError(database_start_failure(exc, settings)))
+    _database_lock = lock
+
+
 def run_with_context(settings: Settings, job: Callable[..., Awaitable[T]], *, migrate: bool = True) -> T:
     """Run `job(ctx)` in a fresh event loop; the database is reached (and migrated) first, or the process exits 2.
-    A CommandError or an AppError (a refused value, an unknown delivery) is printed in red: exit 1."""
+    A CommandError or an AppError (a refused value, an unknown delivery) is printed in red: exit 1; so is what goes
+    wrong outside the job's own handling (an unreadable secret, the database failing): one line, never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from saleor_app.context import AppContext
     from saleor_app.errors import AppError
-    from saleor_app.startup import StartupError, prepare_database
+    from saleor_app.secrets import NO_KEY_READS_IT, SecretUnreadable
+    from saleor_app.startup import StartupError, database_start_failure, prepare_database
+    from saleor_app.storage.db import DatabaseFileGone, describe_database_error
 
     async def main() -> T:
         try:
             ctx = AppContext.create(settings)
         except OSError as exc:  # the SQLite file's folder cannot be made
-            from saleor_app.startup import describe_database_error
-
-            raise StartupError(describe_database_error(exc, settings), exc) from exc
+            raise StartupError(database_start_failure(exc, settings), exc) from exc
         try:
             if migrate:
                 await prepare_database(ctx.db, settings)
@@ -120,6 +149,14 @@ def run_with_context(settings: Settings, job: Callable[..., Awaitable[T]], *, mi
         fail(str(exc))
     except AppError as exc:
         fail(exc.message)
+    except SecretUnreadable:
+        # Commands that meant to say which secret catch it themselves; this is the one line for any other.
+        fail(f"A stored secret {NO_KEY_READS_IT}: reinstall the app in Saleor for a Saleor token, save the API key "
+             "again for a channel's key, or put the old key into SECRET_KEY_FALLBACKS.")
+    except (SQLAlchemyError, DatabaseFileGone) as exc:
+        fail(f"The database failed: {describe_database_error(exc)}")
+    except OSError as exc:  # e.g. PostgreSQL refusing the connection
+        fail(describe_database_error(exc))
 
 
 class CommandError(Exception):

@@ -47,6 +47,7 @@ def backfill(
 
     from saleor_app.delivery.recovery import backfill as run_backfill
     from saleor_app.saleor.exceptions import SaleorError
+    from saleor_app.secrets import TOKEN_UNREADABLE, SecretUnreadable
 
     since_date = _parse_date(since, "--since")
     until_date = _parse_date(until, "--until") if until else None
@@ -69,6 +70,8 @@ def backfill(
                                           on_page=on_page)
             except SaleorError as exc:
                 fail(f"Saleor could not be asked: {exc}")
+            except SecretUnreadable:
+                fail(TOKEN_UNREADABLE)
 
     result = run_with_context(settings, run)
     verb = "would queue" if dry_run else "queued"
@@ -99,7 +102,8 @@ def reconcile() -> None:
         return [(i.saleor_api_url, await reconciler.reconcile(i)) for i in installations]
 
     for url, result in run_with_context(settings, run):
-        console.print(f"{url}: {result.checked} checked, {result.recovered} recovered" + (f", error: {result.error}" if result.error else ""))
+        console.print(f"{url}: {result.checked} checked, {result.recovered} recovered" + (f", error: {result.error}" if result.error else ""),
+                      soft_wrap=True)
 
 
 def installations() -> None:
@@ -109,20 +113,29 @@ def installations() -> None:
     Example:
       saleor-vtmarketing installations
     """
+    from saleor_app.secrets import TOKEN_UNREADABLE
     from saleor_app.storage.repositories import InstallationRepository
 
     settings = load_checked_settings()
 
     async def run(ctx):  # type: ignore[no-untyped-def]
         async with ctx.db.session() as session:
-            return await InstallationRepository(session).list()
+            installations = await InstallationRepository(session).list()
+        return [(i, ctx.secrets.readable(i.token_encrypted)) for i in installations]
 
     table = Table("Saleor API URL", "status", "installed", "last reconcile", "checked", "recovered", "error")
-    for i in run_with_context(settings, run):
-        table.add_row(i.saleor_api_url, i.status + (f" ({i.status_reason})" if i.status_reason else ""), f"{i.created_at:%Y-%m-%d %H:%M}",
+    unreadable = []
+    for i, token_readable in run_with_context(settings, run):
+        status = i.status + (f" ({i.status_reason})" if i.status_reason else "")
+        if not token_readable:
+            status += "; Saleor token unreadable"
+            unreadable.append(i.saleor_api_url)
+        table.add_row(i.saleor_api_url, status, f"{i.created_at:%Y-%m-%d %H:%M}",
                       f"{i.last_reconcile_at:%Y-%m-%d %H:%M:%S}" if i.last_reconcile_at else "never",
                       str(i.last_reconcile_checked), str(i.last_reconcile_recovered), i.last_reconcile_error or "")
     console.print(table)
+    for url in unreadable:
+        console.print(f"[red]{url}: {TOKEN_UNREADABLE}[/red]", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

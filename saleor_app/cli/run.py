@@ -40,7 +40,7 @@ def serve(
     from saleor_app.cli.http_server import HttpServer
     from saleor_app.saleor.manifest import manifest_url
 
-    settings = load_checked_settings()
+    settings = load_checked_settings(lock_database=True)
     if port is not None:
         settings = settings.with_port(port)
     check_database_or_exit(settings)
@@ -102,7 +102,7 @@ def worker_command(
     from saleor_app.app import STOPPING_WORKER
     from saleor_app.worker_runtime import build_worker
 
-    settings = load_checked_settings()
+    settings = load_checked_settings(lock_database=True)
 
     async def run(ctx) -> None:  # type: ignore[no-untyped-def]
         worker = build_worker(ctx, concurrency=concurrency)

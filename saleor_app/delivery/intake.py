@@ -14,7 +14,7 @@ from saleor_app.delivery.signal import DeliverySignal
 from saleor_app.errors import BadRequest, ServiceUnavailable
 from saleor_app.metrics import Metrics
 from saleor_app.saleor.payloads import PayloadError, describe_errors, parse_order_confirmed
-from saleor_app.storage.db import Database
+from saleor_app.storage.db import Database, describe_database_error
 from saleor_app.storage.models import DeliverySource, DeliveryStatus, Installation
 from saleor_app.storage.repositories import DeliveryRepository, NewDelivery
 
@@ -50,7 +50,7 @@ class OrderIntake:
         except (SQLAlchemyError, OSError) as exc:
             # Full disk, read-only or unreachable database: make Saleor retry rather than lose the order. (asyncpg's
             # read-only and disk-full errors arrive as plain DBAPIError, a refused connection as a bare OSError.)
-            log.error("could not store %d order(s): %s", len(deliveries), type(exc).__name__)
+            log.error("could not store %d order(s): %s", len(deliveries), describe_database_error(exc))
             raise ServiceUnavailable("The app cannot store the order right now; Saleor will retry.") from None
         if any(ids):
             self.signal.wake()

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from saleor_app.context import AppContext
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor.payloads import OrderSummary
+from saleor_app.secrets import TOKEN_UNREADABLE, SecretUnreadable
 from saleor_app.storage.models import DeliverySource, Installation, utcnow
 from saleor_app.storage.repositories import (
     BackfillCursorRepository,
@@ -112,17 +113,25 @@ class Reconciler:
 
     async def reconcile(self, installation: Installation) -> ReconcileResult:
         """One pass: orders of the enabled channels changed since the watermark (minus the overlap) that were
-        confirmed and never seen are queued; the watermark moves only once all of them are stored."""
+        confirmed and never seen are queued; the watermark moves only once all of them are stored.
+
+        Every time here is Saleor's: the window is compared with Saleor's `updatedAt`, the watermark is Saleor's
+        clock when the pass began (the `Date` of its first answer), the install cut-off is Saleor's clock at the
+        install. The app's own clock may be minutes off without hiding an order; and there is no upper bound, so an
+        order confirmed a second ago is found too."""
         started = utcnow()
         async with self.ctx.db.session() as session:
             channels = await ChannelSettingsRepository(session).list(installation.id)
         enabled = {c.channel_slug for c in channels if c.enabled and c.api_key_encrypted}
-        watermark = installation.reconcile_watermark or installation.created_at
+        watermark = installation.reconcile_watermark or installation.saleor_installed_at or installation.created_at
         checked = recovered = 0
         error: str | None = None
+        new_watermark: datetime | None = None
         if enabled:
             try:
-                checked, recovered = await self._walk(installation, enabled, watermark - RECONCILE_OVERLAP, started)
+                checked, recovered, new_watermark = await self._walk(installation, enabled, watermark - RECONCILE_OVERLAP)
+            except SecretUnreadable:
+                error = TOKEN_UNREADABLE
             except SaleorPermissionDenied as exc:
                 error = str(exc)
             except SaleorError as exc:
@@ -134,8 +143,8 @@ class Reconciler:
                 stored.last_reconcile_checked = checked
                 stored.last_reconcile_recovered = recovered
                 stored.last_reconcile_error = error
-                if error is None:
-                    stored.reconcile_watermark = started
+                if error is None and new_watermark is not None:
+                    stored.reconcile_watermark = new_watermark
         self.ctx.metrics.reconcile_last_pass.labels(str(installation.id)).set(utcnow().timestamp())
         self.ctx.metrics.reconcile_checked.inc(checked)
         self.ctx.metrics.reconcile_recovered.inc(recovered)
@@ -145,21 +154,31 @@ class Reconciler:
                     extra={"installation": installation.id})
         return ReconcileResult(checked, recovered, error)
 
-    async def _walk(self, installation: Installation, enabled: set[str], since: datetime, until: datetime) -> tuple[int, int]:
+    async def _walk(self, installation: Installation, enabled: set[str], since: datetime) -> tuple[int, int, datetime | None]:
+        """(checked, recovered, the next watermark): Saleor's clock at its first answer, or if it sent no `Date`,
+        the newest `updatedAt` it listed (None: keep the watermark)."""
         token = await _token(self.ctx, installation)
-        filter_ = {"updatedAt": {"gte": since.isoformat(), "lte": until.isoformat()}}
+        filter_ = {"updatedAt": {"gte": since.isoformat()}}
         sort = {"field": "LAST_MODIFIED_AT", "direction": "ASC"}
+        # Orders from before the app was installed are the backfill's job, not reconciliation's.
+        installed_at = installation.saleor_installed_at or installation.created_at
         checked = recovered = 0
+        began: datetime | None = None
+        newest_update: datetime | None = None
         after = None
         while True:
             page = await self.ctx.saleor.orders_page(
                 installation.saleor_api_url, token, filter=filter_, sort_by=sort, first=PAGE_SIZE, after=after
             )
+            began = began or page.saleor_time
+            for order in page.orders:
+                updated = _parse_time(order.get("updatedAt"))
+                if updated is not None and (newest_update is None or updated > newest_update):
+                    newest_update = updated
             wanted = [
                 o for o in page.orders
                 if (o.get("channel") or {}).get("slug") in enabled
-                # Orders from before the app was installed are the backfill's job, not reconciliation's.
-                and (_parse_time(o.get("created")) or until) >= installation.created_at
+                and (_parse_time(o.get("created")) or installed_at) >= installed_at
             ]
             checked += len(wanted)
             async with self.ctx.db.session() as session:
@@ -168,7 +187,7 @@ class Reconciler:
                 self.ctx, installation, [o for o in wanted if o["id"] not in known], DeliverySource.RECONCILE
             )
             if not page.has_next_page or not page.end_cursor:
-                return checked, recovered
+                return checked, recovered, began or newest_update
             after = page.end_cursor
 
 

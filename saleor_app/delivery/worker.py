@@ -1,5 +1,9 @@
 """DeliveryWorker: claims stored orders, enriches each with one Saleor query, maps it, sends it to VTmarketing,
-and records every attempt and outcome. Runs inside `serve` or alone as `saleor-vtmarketing worker`."""
+and records every attempt and outcome. Runs inside `serve` or alone as `saleor-vtmarketing worker`.
+
+Its steps run under a WorkerSupervisor (supervisor.py: no exception ends the loop; failures are logged, counted,
+retried with backoff, and shown by /readyz) and its claims under leases (lease.py: renewed on PostgreSQL, held by the
+one process on SQLite), so a delivery is sent again only when nobody can know whether its send arrived."""
 
 from __future__ import annotations
 
@@ -12,17 +16,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import DBAPIError
+
 from saleor_app.context import AppContext
 from saleor_app.delivery.orders import to_order_data
 from saleor_app.delivery.retry import next_attempt_or_none
+from saleor_app.delivery.lease import LeaseKeeper
 from saleor_app.delivery.signal import PostgresListener
+from saleor_app.delivery.supervisor import StepFailed, WorkerSupervisor
 from saleor_app.metrics import status_class
 from saleor_app.saleor import problems
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor.problems import ProblemReporter
 from saleor_app.saleor.payloads import OrderLineDetail, PayloadError, parse_order_confirmed
-from saleor_app.secrets import SecretUnreadable
+from saleor_app.secrets import API_KEY_UNREADABLE, TOKEN_UNREADABLE, SecretUnreadable
 from saleor_app.settings.key_status import record_delivery_verdict
+from saleor_app.storage.db import DatabaseFileGone, describe_database_error
 from saleor_app.storage.models import Delivery, DeliverySource, DeliveryStatus, Installation, utcnow
 from saleor_app.storage.repositories import (
     AppProblemRepository,
@@ -37,6 +46,16 @@ log = logging.getLogger(__name__)
 
 # A token that Saleor refuses, or a lost permission, will not heal in seconds: do not hammer Saleor.
 PERMISSION_RETRY_SECONDS = 3600.0
+# A worker whose loop completed no step for this long is not working (hung), whatever its last step said.
+MIN_STALL_SECONDS = 30.0
+
+
+def stall_bound(poll_seconds: float) -> float:
+    """The loop completes a step at least every poll (it wakes to look for due work): a few polls without one is
+    a stall."""
+    return max(MIN_STALL_SECONDS, 4 * poll_seconds)
+
+
 # Orders that did not come by webhook say how they were found, whatever became of them.
 SOURCE_NOTES = {
     DeliverySource.RECONCILE.value: "Recovered by reconciliation (no webhook arrived).",
@@ -65,46 +84,96 @@ class DeliveryWorker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = concurrency or ctx.settings.delivery_concurrency
         self._in_flight: set[asyncio.Task] = set()
+        self._held: set[int] = set()  # ids of the deliveries this worker claimed and has not settled yet
         self._stopping = asyncio.Event()
         self.sleeping = asyncio.Event()  # set while the loop waits for a wake-up or its poll (tests, health)
         self.problems = ProblemReporter(ctx)
-        self._periodic: list = []  # (interval seconds, coroutine function) run between claims: reconcile, prune
+        # [interval seconds, coroutine function, last start (monotonic), running task, step name]: reconcile, prune
+        self._periodic: list = []
+        self.supervisor = WorkerSupervisor(ctx.metrics, stall_after=stall_bound(self.settings.delivery_poll_seconds))
+        self.leases = None if ctx.db.is_sqlite else LeaseKeeper(
+            ctx.db, self.worker_id, self.settings.delivery_lease_seconds, self.supervisor, holding=lambda: bool(self._held)
+        )
 
     # Loop ---------------------------------------------------------------------------------------------------
 
-    def add_periodic(self, interval: float, job) -> None:  # type: ignore[no-untyped-def]
+    def add_periodic(self, interval: float, job, *, name: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        """Run `job` every `interval` seconds between claims (0: never); due at start, to catch up after downtime.
+        A failing run is retried with backoff rather than a whole interval later."""
         if interval > 0:
-            self._periodic.append([interval, job, float("-inf"), None])  # due at start: catch up after downtime
+            self._periodic.append([interval, job, float("-inf"), None, name or getattr(job, "__name__", "periodic")])
 
     def stop(self) -> None:
         self._stopping.set()
         self.ctx.signal.wake()
 
     async def run(self, *, grace_seconds: float = 20.0) -> None:
-        """Work until stop(): claim what is due, keep up to `concurrency` deliveries in flight, sleep until woken."""
+        """Work until stop(): claim what is due, keep up to `concurrency` deliveries in flight, sleep until woken.
+        Supervised: a failing step (the database refusing writes, say) is retried with backoff, never the end."""
         listener = PostgresListener(self.settings.resolved_database_url, self.ctx.signal) if not self.ctx.db.is_sqlite else None
         if listener:
             await listener.start()
-        if self.ctx.db.is_sqlite:
-            # One process works a SQLite database: whatever is marked in flight was left by a previous run of it.
-            async with self.ctx.db.transaction() as session:
-                await DeliveryRepository(session).release_claims_of_others(self.worker_id)
-        log.info("delivery worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+        lease_task = asyncio.create_task(self.leases.run()) if self.leases else None
+        self.ctx.worker_health = self.supervisor  # /readyz of this process reports it
         try:
+            if self.ctx.db.is_sqlite and not await self._until_done_or_stopped("start", self._hand_back_interrupted):
+                return
+            log.info("delivery worker %s started (concurrency %d)", self.worker_id, self.concurrency)
             while not self._stopping.is_set():
-                claimed = await self._claim_and_start()
-                await self._run_periodic()
-                if claimed and len(self._in_flight) < self.concurrency:
+                try:
+                    budget = await self._turn()
+                except StepFailed as failed:
+                    await self._pause(failed.retry_in)
+                    continue
+                if budget is None:
                     continue  # there may be more due right now
-                budget = await self._sleep_budget()
                 self.sleeping.set()
                 await self.ctx.signal.wait(budget)
                 self.sleeping.clear()
         finally:
             await self._drain(grace_seconds)
+            if lease_task is not None:
+                lease_task.cancel()
+                await asyncio.gather(lease_task, return_exceptions=True)
             if listener:
                 await listener.stop()
+            if self.ctx.worker_health is self.supervisor:
+                self.ctx.worker_health = None
             log.info("delivery worker %s stopped", self.worker_id)
+
+    async def _turn(self) -> float | None:
+        """One turn of the loop: claim and start what is due, start due periodic jobs; then how long to sleep
+        (None: claim again at once)."""
+        claimed = await self.supervisor.step("claim", self._claim_and_start)
+        self._run_periodic()
+        if claimed and len(self._in_flight) < self.concurrency:
+            return None
+        return await self.supervisor.step("schedule", self._sleep_budget)
+
+    async def _pause(self, seconds: float) -> None:
+        """Back off after a failed step; only stop() (not a new order's wake-up) cuts it short."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _until_done_or_stopped(self, step: str, operation) -> bool:  # type: ignore[no-untyped-def]
+        while not self._stopping.is_set():
+            try:
+                await self.supervisor.step(step, operation)
+                return True
+            except StepFailed as failed:
+                await self._pause(failed.retry_in)
+        return False
+
+    async def _hand_back_interrupted(self) -> None:
+        """SQLite: the process lock makes this the only worker, so whatever is marked in flight was left by a
+        previous process that died mid-send: back to the queue, its log saying the send may have happened."""
+        async with self.ctx.db.transaction() as session:
+            handed_back = await DeliveryRepository(session).hand_back_interrupted()
+        if handed_back:
+            log.warning("%d deliveries were in flight when the app last stopped: sending them again "
+                        "(VTmarketing may have received them already)", handed_back)
 
     async def run_until_idle(self, *, timeout: float = 30.0) -> None:
         """Process everything due now and what that produces, then return (tests, CLI one-shots)."""
@@ -123,9 +192,11 @@ class DeliveryWorker:
             return 0
         async with self.ctx.db.transaction() as session:
             deliveries = await DeliveryRepository(session).claim_due(
-                worker_id=self.worker_id, limit=free, lease_seconds=self.settings.delivery_lease_seconds
+                worker_id=self.worker_id, limit=free, lease_seconds=self.settings.delivery_lease_seconds,
+                reclaim_expired=not self.ctx.db.is_sqlite,
             )
         for delivery in deliveries:
+            self._held.add(delivery.id)
             task = asyncio.create_task(self._process_safely(delivery))
             self._in_flight.add(task)
             task.add_done_callback(self._task_done)
@@ -143,26 +214,26 @@ class DeliveryWorker:
             next_due = await DeliveryRepository(session).next_due_at()
         if next_due is not None:
             budget = min(budget, max(0.0, (next_due - utcnow()).total_seconds()))
-        for interval, _job, last, _running in self._periodic:
+        for interval, _job, last, _running, _name in self._periodic:
             budget = min(budget, max(0.0, last + interval - time.monotonic()))
         return max(budget, 0.005)
 
-    async def _run_periodic(self) -> None:
+    def _run_periodic(self) -> None:
         """Start due periodic jobs in the background, so a slow Saleor during reconciliation never delays sending."""
         for entry in self._periodic:
-            interval, job, last, running = entry
+            interval, job, last, running, name = entry
             if running is not None and not running.done():
                 continue
             if time.monotonic() - last >= interval:
                 entry[2] = time.monotonic()
-                entry[3] = asyncio.create_task(self._run_job(job))
+                entry[3] = asyncio.create_task(self._run_job(entry))
 
-    @staticmethod
-    async def _run_job(job) -> None:  # type: ignore[no-untyped-def]
+    async def _run_job(self, entry: list) -> None:
+        interval, job, _last, _running, name = entry
         try:
-            await job()
-        except Exception:
-            log.exception("periodic job %s failed", getattr(job, "__name__", job))
+            await self.supervisor.step(name, job)
+        except StepFailed as failed:
+            entry[2] = time.monotonic() + failed.retry_in - interval  # due again after the backoff, not an interval
 
     async def _drain(self, grace_seconds: float) -> None:
         """Graceful stop: let in-flight deliveries finish for a bounded time, then give back what we still hold."""
@@ -175,10 +246,15 @@ class DeliveryWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        async with self.ctx.db.transaction() as session:
-            released = await DeliveryRepository(session).release_claims(self.worker_id)
+        try:
+            async with self.ctx.db.transaction() as session:
+                released = await DeliveryRepository(session).release_claims(self.worker_id)
+        except Exception as exc:  # noqa: BLE001 - stopping anyway: the next start (SQLite) or lease expiry takes them
+            log.error("could not give back the claimed deliveries at stop (%s): they are taken up after a restart "
+                      "or when their lease runs out", describe_database_error(exc))
+            return
         if released:
-            log.info("released %d claimed deliveries", released)
+            log.warning("released %d deliveries whose sends were cut short by the stop; they will be sent again", released)
 
     # One delivery ---------------------------------------------------------------------------------------------
 
@@ -189,6 +265,9 @@ class DeliveryWorker:
             verdict = await self.process(delivery)
         except asyncio.CancelledError:
             raise
+        except (DBAPIError, OSError, DatabaseFileGone) as exc:  # nothing was sent: try again once it heals
+            log.error("delivery %s: the app's database failed: %s", delivery.id, describe_database_error(exc), extra=log_extra)
+            verdict = self._retry_or_fail(delivery, f"the app's database failed ({describe_database_error(exc)})", None)
         except Exception as exc:  # a bug must not lose the order: keep it retrying and say what happened
             log.exception("delivery %s crashed", delivery.id, extra=log_extra)
             verdict = self._retry_or_fail(delivery, f"internal error: {type(exc).__name__}", None)
@@ -200,16 +279,11 @@ class DeliveryWorker:
             )
         if delivery.source in SOURCE_NOTES:
             verdict.reason = f"{SOURCE_NOTES[delivery.source]} {verdict.reason}"
-        async with self.ctx.db.transaction() as session:
-            repo = DeliveryRepository(session)
-            if verdict.attempt is not None:
-                await repo.record_attempt(delivery.id, **verdict.attempt)
-            settled = await repo.settle(
-                delivery.id, worker_id=self.worker_id, status=verdict.status, reason=verdict.reason,
-                next_attempt_at=verdict.next_attempt_at, event_body=verdict.event_body,
-            )
-            if settled:  # what the verdict says of the channel's key, shown on its card
-                await record_delivery_verdict(session, delivery, verdict)
+        try:
+            # Retried until the database takes it: the send happened, so it is never sent again for a failed write.
+            settled = await self.supervisor.until_done("settle", lambda: self._settle(delivery, verdict))
+        finally:
+            self._held.discard(delivery.id)
         if not settled:
             log.warning("delivery %s: lease lost before settling (%s)", delivery.id, verdict.status, extra=log_extra)
             return
@@ -220,6 +294,16 @@ class DeliveryWorker:
         if verdict.status == DeliveryStatus.DELIVERED.value:
             self.ctx.metrics.webhook_to_delivery_seconds.observe((utcnow() - delivery.retry_window_start).total_seconds())
         log.info("order %s %s: %s", delivery.order_number, verdict.status, verdict.reason, extra=log_extra)
+
+    async def _settle(self, delivery: Delivery, verdict: Verdict) -> bool:
+        async with self.ctx.db.transaction() as session:
+            settled = await DeliveryRepository(session).settle(
+                delivery.id, worker_id=self.worker_id, status=verdict.status, reason=verdict.reason,
+                next_attempt_at=verdict.next_attempt_at, event_body=verdict.event_body, attempt=verdict.attempt,
+            )
+            if settled:  # what the verdict says of the channel's key, shown on its card
+                await record_delivery_verdict(session, delivery, verdict)
+            return settled
 
     async def _update_problems(self, installation_id: int, verdict: Verdict) -> None:
         try:
@@ -250,11 +334,10 @@ class DeliveryWorker:
             return Verdict(DeliveryStatus.SKIPPED.value, f"channel {delivery.channel_slug!r} has no VTmarketing API key")
         if not channel.enabled:
             return Verdict(DeliveryStatus.SKIPPED.value, f"sending is turned off for channel {delivery.channel_slug!r}")
-        try:
-            api_key = self.ctx.secrets.decrypt(channel.api_key_encrypted)
-            token = self.ctx.secrets.decrypt(installation.token_encrypted)
-        except SecretUnreadable:
-            return Verdict(DeliveryStatus.FAILED.value, "stored secrets cannot be read: SECRET_KEY changed; save the API key again")
+        api_key, token = self._readable(channel.api_key_encrypted), self._readable(installation.token_encrypted)
+        if api_key is None or token is None:
+            advice = [text for text, secret in ((TOKEN_UNREADABLE, token), (API_KEY_UNREADABLE, api_key)) if secret is None]
+            return Verdict(DeliveryStatus.FAILED.value, " ".join(advice) + " Then resend this order.")
         try:
             payload = parse_order_confirmed(delivery.payload.encode())
         except PayloadError as exc:
@@ -273,6 +356,12 @@ class DeliveryWorker:
             return Verdict(DeliveryStatus.SKIPPED.value, exc.reason)
         body = encode_event(event)
         return await self._send(delivery, api_key, body)
+
+    def _readable(self, ciphertext: str) -> str | None:
+        try:
+            return self.ctx.secrets.decrypt(ciphertext)
+        except SecretUnreadable:
+            return None
 
     async def _enrich(self, delivery: Delivery, installation: Installation, token: str) -> list[OrderLineDetail] | Verdict:
         """The one OrderLines query for this order."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from gql import Client, GraphQLRequest, gql
 from gql.transport.exceptions import TransportError, TransportProtocolError, TransportQueryError, TransportServerError
@@ -17,6 +20,7 @@ from graphql import DocumentNode, ExecutionResult
 from saleor_app import __version__
 from saleor_app.saleor.documents import load_document
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
+from saleor_app.saleor.url_guard import GuardedNetworkBackend, PrivateAddressRefused, SaleorUrlGuard
 
 
 @cache
@@ -40,12 +44,54 @@ class _PooledTransport(HTTPXAsyncTransport):
 
 def _plain_words(exc: BaseException) -> str:
     """What went wrong on the wire, for a merchant: not the exception class names of two libraries."""
+    refused = _private_address_refusal(exc)
+    if refused is not None:
+        return str(refused)
     cause = exc.__cause__ or exc.__context__ or exc
     if isinstance(exc, httpx.TimeoutException) or isinstance(cause, httpx.TimeoutException):
         return "it did not answer in time"
     if isinstance(exc, TransportProtocolError) or isinstance(cause, httpx.RemoteProtocolError):
         return "its answer was not a GraphQL answer"
     return "the connection failed"
+
+
+def _private_address_refusal(exc: BaseException) -> PrivateAddressRefused | None:
+    seen: BaseException | None = exc
+    for _ in range(6):  # httpx and gql wrap it in their own exceptions
+        if seen is None:
+            return None
+        if isinstance(seen, PrivateAddressRefused):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def saleor_time(headers: httpx.Headers | None) -> datetime | None:
+    """Saleor's clock, from the `Date` header of its answer (second resolution); None when absent or unreadable."""
+    value = headers.get("date") if headers is not None else None
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport whose connections go through the URL guard (see url_guard.py): every new connection to a
+    Saleor is resolved, checked, and opened to the checked address."""
+
+    def __init__(self, guard: SaleorUrlGuard, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        # httpx builds its pool without a network backend option; the pool is rebuilt with the same limits.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedNetworkBackend(guard),
+        )
 
 
 def jwks_url(saleor_api_url: str) -> str:
@@ -63,6 +109,13 @@ class OrdersPage:
     has_next_page: bool
     end_cursor: str | None
     total_count: int | None
+    saleor_time: datetime | None = None  # Saleor's clock when it answered (its Date header)
+
+
+@dataclass(frozen=True)
+class AppIdentity:
+    app_id: str
+    saleor_time: datetime | None  # Saleor's clock when it answered
 
 
 @dataclass
@@ -72,10 +125,16 @@ class LineDetails:
 
 
 class SaleorClient:
-    def __init__(self, *, timeout: float = 10.0, connect_timeout: float = 3.0, metrics: Any = None) -> None:
+    def __init__(self, *, timeout: float = 10.0, connect_timeout: float = 3.0, metrics: Any = None,
+                 url_guard: SaleorUrlGuard | None = None) -> None:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        # Without a guard (or with ALLOW_PRIVATE_SALEOR_URLS) connections open as httpx opens them.
+        guarded = url_guard is not None and not url_guard.allow_private
+        self.url_guard = url_guard or SaleorUrlGuard(allow_private=True)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            limits=limits,
+            transport=_GuardedTransport(self.url_guard, limits) if guarded else None,
             headers={"User-Agent": f"saleor-vtmarketing/{__version__}"},
             follow_redirects=False,
         )
@@ -85,19 +144,25 @@ class SaleorClient:
         await self._http.aclose()
 
     async def execute(self, api_url: str, token: str | None, document_name: str, variables: dict | None = None) -> ExecutionResult:
+        return (await self._execute(api_url, token, document_name, variables))[0]
+
+    async def _execute(self, api_url: str, token: str | None, document_name: str,
+                       variables: dict | None = None) -> tuple[ExecutionResult, datetime | None]:
+        """The answer, and Saleor's clock when it gave it (from the transport's last response headers)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         transport = _PooledTransport(api_url, self._http)
         started = time.perf_counter()
         try:
             async with Client(transport=transport, fetch_schema_from_transport=False) as session:
-                return await session.execute(
+                result = await session.execute(
                     GraphQLRequest(_parsed(document_name), variable_values=variables or {}),
                     get_execution_result=True,
                     extra_args={"headers": headers},  # per request: the pooled client is shared by installations
                 )
+                return result, saleor_time(transport.response_headers)
         except TransportQueryError as exc:
             # GraphQL errors (PermissionDenied on a field, say) come with partial data; callers judge them.
-            return ExecutionResult(data=exc.data, errors=exc.errors)
+            return ExecutionResult(data=exc.data, errors=exc.errors), saleor_time(transport.response_headers)
         except TransportServerError as exc:
             code = exc.code if isinstance(exc.code, int) else None
             retryable = code is None or code >= 500 or code in (408, 429)
@@ -112,7 +177,8 @@ class SaleorClient:
         try:
             response = await self._http.get(jwks_url(api_url))
         except httpx.HTTPError as exc:
-            raise SaleorError(f"JWKS could not be fetched: {type(exc).__name__}") from exc
+            refused = _private_address_refusal(exc)
+            raise SaleorError(f"JWKS could not be fetched: {refused or type(exc).__name__}") from exc
         if response.status_code != 200:
             raise SaleorError(f"JWKS answered HTTP {response.status_code}", status=response.status_code)
         try:
@@ -124,12 +190,16 @@ class SaleorClient:
         return response.text
 
     async def app_id(self, api_url: str, token: str) -> str:
-        result = await self.execute(api_url, token, "app_id.query.graphql")
+        return (await self.app_identity(api_url, token)).app_id
+
+    async def app_identity(self, api_url: str, token: str) -> AppIdentity:
+        """The app the token belongs to (proves the token), and Saleor's clock at that moment."""
+        result, at = await self._execute(api_url, token, "app_id.query.graphql")
         app = (result.data or {}).get("app")
         if not app or not app.get("id"):
             errors = [e if isinstance(e, dict) else e.formatted for e in (result.errors or [])]  # type: ignore[union-attr]
             raise SaleorPermissionDenied("Saleor did not accept the app token" + (" (PermissionDenied)" if _is_permission_denied(errors) else ""))
-        return str(app["id"])
+        return AppIdentity(app_id=str(app["id"]), saleor_time=at)
 
     async def order_lines(self, api_url: str, token: str, order_id: str) -> LineDetails:
         result = await self.execute(api_url, token, "order_lines.query.graphql", {"id": order_id})
@@ -156,7 +226,7 @@ class SaleorClient:
         self, api_url: str, token: str, *, filter: dict, sort_by: dict, first: int = 100, after: str | None = None
     ) -> OrdersPage:
         """One page of the ConfirmedOrders query (not filtered by status: the caller decides what was confirmed)."""
-        result = await self.execute(
+        result, at = await self._execute(
             api_url, token, "confirmed_orders.query.graphql", {"first": first, "after": after, "filter": filter, "sortBy": sort_by}
         )
         connection = (result.data or {}).get("orders")
@@ -171,4 +241,5 @@ class SaleorClient:
             has_next_page=bool(page_info.get("hasNextPage")),
             end_cursor=page_info.get("endCursor"),
             total_count=connection.get("totalCount"),
+            saleor_time=at,
         )

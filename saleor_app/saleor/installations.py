@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from saleor_app.saleor.exceptions import (
     UnknownAppId,
     UnknownInstallation,
 )
+from saleor_app.saleor.url_guard import UnsafeSaleorUrl
 from saleor_app.saleor.signature import DashboardTokenError, SignatureError, verify_saleor_signature
 from saleor_app.secrets import SecretBox
 from saleor_app.storage.db import Database
@@ -30,6 +32,17 @@ T = TypeVar("T")
 # A forged or stale signature may make us refetch a JWKS; not more often than this per installation.
 JWKS_REFETCH_MIN_INTERVAL = 10.0
 INSTALLATION_CACHE_SECONDS = 5.0
+
+
+def deleted_app_id_of(body: bytes) -> str | None:
+    """The app id an APP_DELETED payload names (manifest/app_deleted.subscription.graphql), or None."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    app = payload.get("app") if isinstance(payload, dict) else None
+    app_id = app.get("id") if isinstance(app, dict) else None
+    return app_id if isinstance(app_id, str) and app_id else None
 
 
 def saleor_api_url_from(headers: Mapping[str, str]) -> str | None:
@@ -64,10 +77,16 @@ class InstallationService:
             raise MissingSaleorApiUrl("Saleor-Api-Url must be an absolute http(s) URL.")
         if not self.settings.is_saleor_api_url_allowed(api_url):
             raise SaleorUrlProhibited("This Saleor is not allowed to install this app (ALLOWED_SALEOR_API_URLS).")
+        try:
+            # With or without an allow-list, before any outbound call: the token never reaches a refused host.
+            await self.saleor.url_guard.check(api_url)
+        except UnsafeSaleorUrl as exc:
+            log.warning("register refused for %s: %s", api_url, exc.message)
+            raise SaleorUrlProhibited(exc.message) from None
         if not auth_token or not isinstance(auth_token, str):
             raise MissingSaleorApiUrl("Missing auth_token in the request body.", code="MISSING_AUTH_TOKEN")
         try:
-            app_id = await self.saleor.app_id(api_url, auth_token)
+            identity = await self.saleor.app_identity(api_url, auth_token)
         except SaleorError as exc:
             log.warning("register refused for %s: token not proven (%s)", api_url, exc)
             raise UnknownAppId("Saleor did not confirm the app token; try installing again.") from None
@@ -78,10 +97,11 @@ class InstallationService:
             raise JwksNotAvailable("Saleor's signing keys (/.well-known/jwks.json) could not be fetched.") from None
         async with self.db.transaction() as session:
             installation = await InstallationRepository(session).save_registration(
-                saleor_api_url=api_url, app_id=app_id, token_encrypted=self.secrets.encrypt(auth_token), jwks=jwks
+                saleor_api_url=api_url, app_id=identity.app_id, token_encrypted=self.secrets.encrypt(auth_token),
+                jwks=jwks, saleor_time=identity.saleor_time,
             )
         self._by_api_url.pop(api_url, None)
-        log.info("installed for %s (app %s, installation %s)", api_url, app_id, installation.id)
+        log.info("installed for %s (app %s, installation %s)", api_url, identity.app_id, installation.id)
         return installation
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> Installation:
@@ -145,6 +165,20 @@ class InstallationService:
             return None
         self._refetched_jwks[installation.id] = jwks
         return None if jwks == installation.jwks else jwks
+
+    async def app_deleted(self, installation: Installation, body: bytes) -> str:
+        """APP_DELETED, signed by this Saleor: uninstall only if it names the app installed now. Saleor retries a
+        webhook for a while, so the deletion of a previous app (before a re-install) may arrive late; it must not
+        end the live installation, whose orders would then be refused and lost. Returns the outcome."""
+        deleted_app_id = deleted_app_id_of(body)
+        if deleted_app_id != installation.app_id:
+            log.warning(
+                "installation %s: ignored APP_DELETED for app %s (the installed app is %s)",
+                installation.id, deleted_app_id or "unknown", installation.app_id,
+            )
+            return "ignored"
+        await self.mark_uninstalled(installation, "Saleor reported the app deleted (APP_DELETED)")
+        return "stored"
 
     async def mark_uninstalled(self, installation: Installation, reason: str) -> None:
         async with self.db.transaction() as session:

@@ -11,6 +11,7 @@ from packaging.version import InvalidVersion, Version
 
 from saleor_app.context import AppContext
 from saleor_app.saleor.exceptions import SaleorError
+from saleor_app.secrets import TOKEN_UNREADABLE, SecretUnreadable
 from saleor_app.storage.models import Installation
 from saleor_app.storage.repositories import AppProblemRepository, ChannelNameRepository, InstallationRepository
 
@@ -83,6 +84,14 @@ class ProblemReporter:
             installation.saleor_version = version
         return version
 
+    def _token(self, installation: Installation) -> str | None:
+        """The app token, or None when no key reads it (the dashboard cannot be told anything without it)."""
+        try:
+            return self.ctx.secrets.decrypt(installation.token_encrypted)
+        except SecretUnreadable:
+            log.warning("dashboard problems not updated: %s", TOKEN_UNREADABLE, extra={"installation": installation.id})
+            return None
+
     async def report(self, installation: Installation, key: str, message: str) -> None:
         async with self.ctx.db.session() as session:
             if await AppProblemRepository(session).get(installation.id, key) is not None:
@@ -90,7 +99,9 @@ class ProblemReporter:
             slug = channel_of(key)
             if slug:
                 message = name_channel(message, slug, (await ChannelNameRepository(session).names(installation.id)).get(slug))
-        token = self.ctx.secrets.decrypt(installation.token_encrypted)
+        token = self._token(installation)
+        if token is None:
+            return
         try:
             if not await self._supported(installation, token):
                 return
@@ -119,7 +130,9 @@ class ProblemReporter:
             present = await AppProblemRepository(session).present(installation.id, keys)
         if not present:
             return  # the common case: nothing was reported, nothing to ask Saleor
-        token = self.ctx.secrets.decrypt(installation.token_encrypted)
+        token = self._token(installation)
+        if token is None:
+            return
         try:
             result = await self.ctx.saleor.execute(
                 installation.saleor_api_url, token, "since-3.22/app_problem_dismiss.mutation.graphql", {"keys": present}

@@ -8,25 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from saleor_app.context import AppContext
-from saleor_app.dependencies import get_context
-from saleor_app.errors import BadRequest, PayloadTooLarge
+from saleor_app.dependencies import get_context, read_limited_body
+from saleor_app.errors import BadRequest
 from saleor_app.saleor.manifest import APP_DELETED, ORDER_CONFIRMED, WEBHOOKS, WebhookDefinition, build_manifest
 from saleor_app.storage.models import Installation
 
 router = APIRouter()
-
-
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:  # "²".isdigit() too
-        raise PayloadTooLarge(f"Body larger than {limit} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Body larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.get("/api/manifest")
@@ -62,9 +49,9 @@ async def handle_order_confirmed(ctx: AppContext, installation: Installation, bo
 
 
 async def handle_app_deleted(ctx: AppContext, installation: Installation, body: bytes) -> dict:
-    await ctx.installations.mark_uninstalled(installation, "Saleor reported the app deleted (APP_DELETED)")
-    ctx.metrics.webhooks_received.labels("app_deleted", "stored").inc()
-    return {"success": True}
+    outcome = await ctx.installations.app_deleted(installation, body)
+    ctx.metrics.webhooks_received.labels("app_deleted", outcome).inc()
+    return {"success": True, "outcome": outcome}
 
 
 # Every webhook of the manifest (saleor/manifest.py WEBHOOKS) and the use case that takes it once it is verified.

@@ -18,7 +18,7 @@ from strawberry.types import Info
 
 from saleor_app.context import AppContext
 from saleor_app.delivery.service import STATUS_VALUES, DeliveryService
-from saleor_app.errors import AppError
+from saleor_app.errors import AppError, TooManyRequests
 from saleor_app.settings.auth import DashboardUser
 from saleor_app.settings.exceptions import InvalidChannelSettings
 from saleor_app.settings.service import ITEM_ID_VALUES, ORDER_ID_VALUES, ChannelSettingsService, ChannelSettingsView
@@ -65,6 +65,8 @@ class SettingsContext(BaseContext):
         self.ctx = ctx
         self.user = user
         self._channels: asyncio.Future[LoadedChannels] | None = None
+        # Set by a resolver that refuses the whole request with an HTTP status (429): the router answers it.
+        self.refusal: AppError | None = None
 
     @property
     def installation(self) -> Installation:
@@ -236,6 +238,13 @@ class Mutation:
     ) -> TestEventPayload:
         context = _context(info)
         slug = channel.strip()
+        wait = context.ctx.test_event_limit.hit(context.installation.id)
+        if wait is not None:
+            context.refusal = TooManyRequests(
+                f"Too many test events: at most {context.ctx.test_event_limit.limit} a minute. "
+                f"Try again in {max(1, round(wait))} s."
+            )
+            raise GraphQLError(context.refusal.message, extensions={"code": context.refusal.code})
         result = await TestEventService(context.ctx).send(context.installation.id, slug, api_key=api_key, currency=currency)
         errors = [] if result.ok else [UserError(code=result.code or "FAILED", field=result.field, message=result.message)]
         settings = None

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from strawberry.fastapi import GraphQLRouter
 
 from saleor_app import __version__
+from saleor_app.dependencies import read_limited_body
 from saleor_app.errors import AppError, NotFound
 from saleor_app.settings.auth import DashboardUser, dashboard_user
 from saleor_app.settings.schema import SettingsContext, schema
@@ -58,6 +59,9 @@ PAGE_HEADERS = {
 
 router = APIRouter()
 
+# The page's requests are a few kilobytes; an API key is at most 512 characters.
+MAX_SETTINGS_BODY_BYTES = 1024 * 1024
+
 
 # --- the settings API -------------------------------------------------------------------------------------------
 
@@ -84,16 +88,22 @@ class SettingsGraphQLRouter(GraphQLRouter):
         if isinstance(request, Request) and request.method == "POST":
             await _check_json_body(request)
         try:
-            return await super().run(request, *args, **kwargs)
+            response = await super().run(request, *args, **kwargs)
         except StrawberryHTTPException as exc:
             error = GraphQLRequestError(exc.reason)
             error.status_code = exc.status_code
             raise error from None
+        context = kwargs.get("context")
+        if isinstance(context, SettingsContext) and context.refusal is not None:
+            raise context.refusal  # e.g. 429: answered in the app's error shape, which the page shows
+        return response
 
 
 async def _check_json_body(request: Request) -> None:
     """What strawberry does not check itself and crashes on (a 500): a body that is not UTF-8, or JSON that is not
     an object (`null`, `1`). A list is left to strawberry, which says batching is not enabled."""
+    # Read once, bounded, before strawberry parses anything; strawberry then reads the same bytes.
+    request._body = await read_limited_body(request, MAX_SETTINGS_BODY_BYTES)
     content_type = request.headers.get("content-type", "")
     if content_type and "json" not in content_type.lower():
         return

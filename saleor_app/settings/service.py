@@ -11,7 +11,7 @@ from saleor_app.delivery.service import DeliveryService
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor import problems
 from saleor_app.saleor.problems import ProblemReporter
-from saleor_app.secrets import SecretUnreadable, mask_secret
+from saleor_app.secrets import TOKEN_UNREADABLE, SecretUnreadable, api_key_unreadable, mask_secret
 from saleor_app.settings.exceptions import InvalidChannelSettings, UnknownInstallationUrl
 from saleor_app.settings.key_status import record_test_verdict
 from saleor_app.storage.models import ChannelSettings, Installation, ItemIdSource, OrderIdSource, utcnow
@@ -187,6 +187,12 @@ class ChannelSettingsService:
         async with self.ctx.db.session() as session:
             return await ChannelNameRepository(session).names(installation_id)
 
+    async def unreadable_keys(self, installation_id: int) -> list[str]:
+        """Channels whose stored API key no key (SECRET_KEY, SECRET_KEY_FALLBACKS) can read."""
+        async with self.ctx.db.session() as session:
+            rows = await ChannelSettingsRepository(session).list(installation_id)
+        return [row.channel_slug for row in rows if not self.ctx.secrets.readable(row.api_key_encrypted)]
+
     async def api_key(self, installation_id: int, channel: str) -> str | None:
         async with self.ctx.db.session() as session:
             row = await ChannelSettingsRepository(session).get(installation_id, channel)
@@ -232,8 +238,7 @@ async def channel_overview(ctx: AppContext, installation: Installation) -> Chann
         live = await ctx.saleor.channels(installation.saleor_api_url, token)
     except SecretUnreadable:
         error_code = "TOKEN_UNREADABLE"
-        error_message = ("The app's Saleor token cannot be read (SECRET_KEY changed). Reinstall the app. "
-                         "Showing the stored settings only.")
+        error_message = f"{TOKEN_UNREADABLE} Showing the stored settings only."
     except SaleorPermissionDenied:
         error_code = "SALEOR_REFUSED"
         error_message = ("Saleor refused the app's token, so the channel list could not be read. "
@@ -246,6 +251,12 @@ async def channel_overview(ctx: AppContext, installation: Installation) -> Chann
 
     if live:
         await _remember_names(ctx, installation.id, live)
+    unreadable = await ChannelSettingsService(ctx).unreadable_keys(installation.id)
+    if unreadable:
+        keys = api_key_unreadable(", ".join(unreadable))
+        error_code = error_code or "API_KEY_UNREADABLE"
+        error_message = f"{error_message} {keys}" if error_message else keys
+
     items: list[ChannelOverviewItem] = []
     seen: set[str] = set()
     for channel in live or []:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from saleor_app.context import AppContext
-from saleor_app.secrets import SecretUnreadable
+from saleor_app.secrets import API_KEY_UNREADABLE, SecretUnreadable
 from saleor_app.settings.service import ChannelSettingsService, validate_channel_update
 from saleor_app.storage.models import utcnow
 from saleor_app.vtmarketing.mapping import build_confirmation_event, encode_event
@@ -99,7 +99,7 @@ class TestEventService:
                     ok=False,
                     code="KEY_UNREADABLE",
                     field="apiKey",
-                    message="The saved API key cannot be read (the app's SECRET_KEY changed). Paste the key again.",
+                    message=API_KEY_UNREADABLE,
                 )
             if not api_key:
                 return TestEventResult(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import time
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import AsyncIterator
-from contextlib import asynccontextmanager
 
 from alembic import command
 from alembic.config import Config
@@ -13,11 +16,58 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from saleor_app.errors import AppError, ServiceUnavailable
 from saleor_app.storage.files import create_private_file
+from saleor_app.storage.lock import sqlite_file_of
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class DatabaseFileGone(ServiceUnavailable):
+    """The SQLite file the app opened was deleted or replaced while it ran: nothing may be acknowledged into it."""
+
+    code = "DATABASE_FILE_GONE"
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """A database failure in one line, without the statement's parameters (they hold order data)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        lines = str(exc.orig).strip().splitlines()
+        return f"{type(exc.orig).__name__}: {lines[0]}"[:300] if lines else type(exc.orig).__name__
+    if isinstance(exc, AppError):
+        return exc.message[:300]
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or exc}"[:300]
+    return type(exc).__name__
+
+
+class WriteHealth:
+    """Whether the database took this process's latest writes. Every write transaction reports here, so knowing
+    costs no statement; /readyz probes only when nothing wrote lately."""
+
+    def __init__(self) -> None:
+        self.last_ok: float | None = None  # time.monotonic()
+        self.last_failure: tuple[float, str] | None = None
+
+    def ok(self) -> None:
+        self.last_ok = time.monotonic()
+
+    def failed(self, cause: str) -> None:
+        self.last_failure = (time.monotonic(), cause)
+
+    def failing(self) -> str | None:
+        """The cause of the latest write failure, if no write succeeded since."""
+        if self.last_failure is not None and (self.last_ok is None or self.last_failure[0] >= self.last_ok):
+            return self.last_failure[1]
+        return None
+
+    def seconds_since_ok(self) -> float | None:
+        return None if self.last_ok is None else time.monotonic() - self.last_ok
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -35,16 +85,21 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.write_health = WriteHealth()
+        # SQLite: the file this process opened, by (device, inode), to notice it deleted or replaced under us.
+        self.file = sqlite_file_of(url)
+        self._file_identity: tuple[int, int] | None = None
+        self._file_problem_logged = 0.0
         kwargs: dict = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
-            path = url.split(":///", 1)[1] if ":///" in url else ""
-            if path and path != ":memory:":
-                create_private_file(Path(path))
+            if self.file is not None:
+                create_private_file(self.file)
         else:
             kwargs.update(pool_size=10, max_overflow=20)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", self._remember_file)
             # SQLite allows one writer; serialising our own writes in-process avoids "database is locked" churn.
             self.write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
@@ -58,14 +113,51 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one committed transaction (serialised per process on SQLite)."""
-        if self.write_lock is not None:
-            async with self.write_lock:
+        """A session in one committed transaction (serialised per process on SQLite). On SQLite the file is checked
+        before and after (one os.stat each): a commit into a file that is gone raises DatabaseFileGone, so the caller
+        never acknowledges it. Every outcome is reported to `write_health`."""
+        async with self.write_lock if self.write_lock is not None else nullcontext():
+            try:
+                self.check_file()
                 async with self.sessionmaker() as session, session.begin():
                     yield session
-        else:
-            async with self.sessionmaker() as session, session.begin():
-                yield session
+                self.check_file()
+            except IntegrityError:
+                raise  # a constraint said no: the database itself works
+            except (DBAPIError, OSError, DatabaseFileGone) as exc:
+                self.write_health.failed(describe_database_error(exc))
+                raise
+            self.write_health.ok()
+
+    # The SQLite file ---------------------------------------------------------------------------------------
+
+    def _remember_file(self, _dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        if self.file is not None and self._file_identity is None:
+            stat = os.stat(self.file)  # the connection just opened (or created) it
+            self._file_identity = (stat.st_dev, stat.st_ino)
+
+    def file_problem(self) -> str | None:
+        """Why the SQLite file this process opened is no longer the one at its path, or None."""
+        if self.file is None or self._file_identity is None:
+            return None
+        try:
+            stat = os.stat(self.file)
+        except FileNotFoundError:
+            return f"the database file {self.file} was deleted while the app was running"
+        except OSError as exc:
+            return f"the database file {self.file} cannot be checked ({exc.strerror})"
+        if (stat.st_dev, stat.st_ino) != self._file_identity:
+            return f"the database file {self.file} was replaced while the app was running"
+        return None
+
+    def check_file(self) -> None:
+        problem = self.file_problem()
+        if problem is None:
+            return
+        if time.monotonic() - self._file_problem_logged > 10:
+            self._file_problem_logged = time.monotonic()
+            log.error("%s: refusing to store or acknowledge anything; restore the file and restart the app", problem)
+        raise DatabaseFileGone(f"The app cannot store anything right now ({problem}); it must be restarted.")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -235,6 +235,10 @@ class FeedRepository:
     async def request_rebuild(self, feed_id: int) -> None:
         await self.session.execute(update(Feed).where(Feed.id == feed_id).values(rebuild_requested=True))
 
+    async def set_token_ciphertext(self, feed_id: int, token_encrypted: str) -> None:
+        """The same token, encrypted again (rotate-secrets): the URL does not change."""
+        await self.session.execute(update(Feed).where(Feed.id == feed_id).values(token_encrypted=token_encrypted))
+
     async def replace_token(self, feed_id: int, *, token_hash: str, token_encrypted: str) -> None:
         await self.session.execute(
             update(Feed).where(Feed.id == feed_id).values(token_hash=token_hash, token_encrypted=token_encrypted)

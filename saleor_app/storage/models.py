@@ -80,7 +80,10 @@ class Installation(Base):
     saleor_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    # Reconciliation (see delivery/reconcile.py): orders updated before the watermark were already looked at.
+    # When Saleor says this app was installed (its clock, from its answer at register): reconciliation leaves orders
+    # created before it to backfill. Null for installations made before this was kept (their created_at is used).
+    saleor_installed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Reconciliation (see delivery/recovery.py): orders updated before the watermark (Saleor's clock) were looked at.
     reconcile_watermark: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_reconcile_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_reconcile_checked: Mapped[int] = mapped_column(Integer, default=0)
@@ -164,6 +167,12 @@ class DeliveryStatus(str, enum.Enum):
 
 # States the worker still has to act on.
 OPEN_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value, DeliveryStatus.DELIVERING.value)
+
+
+# The outcome and text of an attempt whose worker never saw its end (it died or was stopped mid-send), written when
+# another worker or the next process takes the delivery up. Every send that may have reached VTmarketing twice has one.
+INTERRUPTED_OUTCOME = "interrupted"
+INTERRUPTED_NOTE = "the app stopped during this attempt; VTmarketing may have received it"
 
 
 class DeliverySource(str, enum.Enum):
@@ -342,3 +351,13 @@ class FeedItem(Base):
 
     build_id: Mapped[int] = mapped_column(ForeignKey("feed_builds.id", ondelete="CASCADE"), primary_key=True)
     item_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+
+
+class WriteProbe(Base):
+    """One row per database that /readyz rewrites when nothing else wrote lately: a database that refuses writes
+    (full disk, read-only file or replica) is seen even while no order arrives."""
+
+    __tablename__ = "write_probes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Interval, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from saleor_app.storage.models import (
+    INTERRUPTED_NOTE,
+    INTERRUPTED_OUTCOME,
     OPEN_STATUSES,
     AppProblem,
     BackfillCursor,
@@ -23,6 +25,7 @@ from saleor_app.storage.models import (
     Installation,
     InstallationStatus,
     KeyStatus,
+    WriteProbe,
     utcnow,
 )
 
@@ -31,6 +34,10 @@ def _insert(session: AsyncSession, model):  # type: ignore[no-untyped-def]
     """INSERT with the dialect's ON CONFLICT support (SQLite and PostgreSQL both have it)."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def _has_nul(*values: str | None) -> bool:
@@ -54,16 +61,21 @@ class InstallationRepository:
             query = query.where(Installation.status == InstallationStatus.ACTIVE.value)
         return (await self.session.scalars(query)).all()
 
-    async def save_registration(self, *, saleor_api_url: str, app_id: str, token_encrypted: str, jwks: str) -> Installation:
-        """Create the installation, or replace the credentials of a re-install (history and settings stay)."""
+    async def save_registration(self, *, saleor_api_url: str, app_id: str, token_encrypted: str, jwks: str,
+                                saleor_time: datetime | None = None) -> Installation:
+        """Create the installation, or replace the credentials of a re-install (history and settings stay).
+        `saleor_time`: Saleor's clock at the handshake, where reconciliation starts (the app's clock if unknown)."""
         installation = await self.by_api_url(saleor_api_url)
         now = utcnow()
+        starts = saleor_time or now
         if installation is None:
-            installation = Installation(saleor_api_url=saleor_api_url, created_at=now, reconcile_watermark=now)
+            installation = Installation(saleor_api_url=saleor_api_url, created_at=now, reconcile_watermark=starts,
+                                        saleor_installed_at=saleor_time)
             self.session.add(installation)
         elif installation.app_id != app_id:
             # A new app in Saleor (removed and installed again): its orders start now.
-            installation.reconcile_watermark = now
+            installation.reconcile_watermark = starts
+            installation.saleor_installed_at = saleor_time
         installation.app_id = app_id
         installation.token_encrypted = token_encrypted
         installation.jwks = jwks
@@ -76,6 +88,11 @@ class InstallationRepository:
     async def update_jwks(self, installation_id: int, jwks: str) -> None:
         await self.session.execute(
             update(Installation).where(Installation.id == installation_id).values(jwks=jwks, jwks_fetched_at=utcnow())
+        )
+
+    async def set_token_ciphertext(self, installation_id: int, token_encrypted: str) -> None:
+        await self.session.execute(
+            update(Installation).where(Installation.id == installation_id).values(token_encrypted=token_encrypted)
         )
 
     async def mark_uninstalled(self, installation_id: int, reason: str) -> None:
@@ -105,6 +122,21 @@ class ChannelSettingsRepository:
                 .order_by(ChannelSettings.channel_slug)
             )
         ).all()
+
+    async def with_api_keys(self) -> Sequence[ChannelSettings]:
+        """Every channel of every installation that has a stored API key."""
+        return (
+            await self.session.scalars(
+                select(ChannelSettings)
+                .where(ChannelSettings.api_key_encrypted.is_not(None))
+                .order_by(ChannelSettings.installation_id, ChannelSettings.channel_slug)
+            )
+        ).all()
+
+    async def set_api_key_ciphertext(self, channel_settings_id: int, api_key_encrypted: str) -> None:
+        await self.session.execute(
+            update(ChannelSettings).where(ChannelSettings.id == channel_settings_id).values(api_key_encrypted=api_key_encrypted)
+        )
 
     async def get_or_create(self, installation_id: int, channel_slug: str) -> ChannelSettings:
         settings = await self.get(installation_id, channel_slug)
@@ -219,43 +251,73 @@ class DeliveryRepository:
         options = [selectinload(Delivery.attempts)] if with_attempts else []
         return await self.session.get(Delivery, delivery_id, options=options)
 
-    async def claim_due(self, *, worker_id: str, limit: int, lease_seconds: float, now: datetime | None = None) -> list[Delivery]:
-        """Take up to `limit` deliveries that are due, or whose worker's lease ran out, for this worker.
+    async def claim_due(self, *, worker_id: str, limit: int, lease_seconds: float, reclaim_expired: bool,
+                        now: datetime | None = None) -> list[Delivery]:
+        """Take up to `limit` deliveries that are due for this worker (see delivery/lease.py).
 
-        On PostgreSQL the row locks are skipped by concurrent claimers (FOR UPDATE SKIP LOCKED), so two workers never
-        hold the same delivery; on SQLite one process claims, serialised by the database's single writer.
+        With `reclaim_expired` (PostgreSQL), also deliveries whose holder's lease ran out by the database's clock,
+        never this worker's own; such a take-over is written in the delivery's log as an interrupted attempt. The
+        row locks are skipped by concurrent claimers (FOR UPDATE SKIP LOCKED), so two workers never claim the same
+        delivery. Without it (SQLite: one process), a delivery in flight is never taken again.
         """
         now = now or utcnow()
-        due = (
-            select(Delivery.id)
-            .where(
-                or_(
-                    and_(
-                        Delivery.status.in_((DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value)),
-                        Delivery.next_attempt_at <= now,
-                    ),
-                    and_(Delivery.status == DeliveryStatus.DELIVERING.value, Delivery.lease_until < now),
-                )
-            )
-            .order_by(Delivery.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        due = and_(
+            Delivery.status.in_((DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value)),
+            Delivery.next_attempt_at <= now,
         )
-        ids = list(await self.session.scalars(due))
-        if not ids:
+        if reclaim_expired:
+            due = or_(due, and_(
+                Delivery.status == DeliveryStatus.DELIVERING.value,
+                Delivery.lease_until < self._database_now(),
+                Delivery.claimed_by != worker_id,
+            ))
+        rows = (await self.session.execute(
+            select(Delivery.id, Delivery.status).where(due).order_by(Delivery.next_attempt_at).limit(limit)
+            .with_for_update(skip_locked=True)
+        )).all()
+        if not rows:
             return []
+        ids = [row.id for row in rows]
+        taken_over = [row.id for row in rows if row.status == DeliveryStatus.DELIVERING.value]
+        if taken_over:  # rare: a worker died (or lost the database for a whole lease) holding these
+            await self._record_interrupted(Delivery.id.in_(taken_over))
         await self.session.execute(
             update(Delivery)
             .where(Delivery.id.in_(ids))
-            .values(
-                status=DeliveryStatus.DELIVERING.value,
-                claimed_by=worker_id,
-                lease_until=now + timedelta(seconds=lease_seconds),
-                updated_at=now,
-            )
+            .values(status=DeliveryStatus.DELIVERING.value, claimed_by=worker_id,
+                    lease_until=self._lease_end(lease_seconds, now), updated_at=now)
         )
         rows = await self.session.scalars(select(Delivery).where(Delivery.id.in_(ids)).execution_options(populate_existing=True))
         return list(rows)
+
+    def _database_now(self):  # type: ignore[no-untyped-def]
+        """The database's clock on PostgreSQL (leases are judged by it, never by a worker's own clock)."""
+        return func.clock_timestamp() if _is_postgres(self.session) else utcnow()
+
+    def _lease_end(self, lease_seconds: float, now: datetime):  # type: ignore[no-untyped-def]
+        if _is_postgres(self.session):
+            return func.clock_timestamp() + literal(timedelta(seconds=lease_seconds), Interval())
+        return now + timedelta(seconds=lease_seconds)  # informational on SQLite: the process is the lease
+
+    async def renew_leases(self, worker_id: str, *, lease_seconds: float) -> int:
+        """Extend every lease `worker_id` holds, in one statement (PostgreSQL's clock)."""
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.DELIVERING.value)
+            .values(lease_until=self._lease_end(lease_seconds, utcnow()))
+        )
+        return result.rowcount
+
+    async def _record_interrupted(self, which) -> None:  # type: ignore[no-untyped-def]
+        """An "interrupted" attempt for each delivery matching `which`: its holder may have sent it, nobody knows."""
+        await self.session.execute(
+            insert(DeliveryAttempt).from_select(
+                ["delivery_id", "started_at", "duration_ms", "target", "outcome", "excerpt"],
+                select(Delivery.id, Delivery.updated_at, literal(0), literal("vtmarketing"), literal(INTERRUPTED_OUTCOME),
+                       literal(INTERRUPTED_NOTE)).where(which),
+            )
+        )
+        await self.session.execute(update(Delivery).where(which).values(attempt_count=Delivery.attempt_count + 1))
 
     async def next_due_at(self) -> datetime | None:
         return await self.session.scalar(
@@ -300,8 +362,11 @@ class DeliveryRepository:
         reason: str | None,
         next_attempt_at: datetime | None = None,
         event_body: str | None = None,
+        attempt: dict | None = None,
     ) -> bool:
-        """Move a claimed delivery to its next state. False if this worker no longer holds it (lease lost)."""
+        """Move a claimed delivery to its next state, with the attempt that led there (one UPDATE, one INSERT).
+        False if this worker no longer holds it (lease lost); then nothing is written, so a settle that is tried
+        again after an uncertain commit never records its attempt twice."""
         now = utcnow()
         values: dict = dict(
             status=status,
@@ -314,27 +379,37 @@ class DeliveryRepository:
         )
         if event_body is not None:
             values["event_body"] = event_body
+        if attempt is not None:
+            values["attempt_count"] = Delivery.attempt_count + 1
         result = await self.session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.DELIVERING.value)
             .values(**values)
         )
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        if attempt is not None:
+            await self.session.execute(insert(DeliveryAttempt).values(delivery_id=delivery_id, target="vtmarketing", **attempt))
+        return True
 
     async def release_claims(self, worker_id: str) -> int:
-        """Give back what a stopping worker holds, so another takes it up at once."""
-        result = await self.session.execute(
-            update(Delivery)
-            .where(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.DELIVERING.value)
-            .values(status=DeliveryStatus.PENDING.value, claimed_by=None, lease_until=None, next_attempt_at=utcnow())
-        )
-        return result.rowcount
+        """Give back what a stopping worker still holds (sends cut short by the end of the grace period), so another
+        takes it up at once; each is marked interrupted, as its send may have reached VTmarketing."""
+        which = and_(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.DELIVERING.value)
+        return await self._hand_back(which)
 
-    async def release_claims_of_others(self, worker_id: str) -> int:
+    async def hand_back_interrupted(self) -> int:
+        """SQLite, at a worker's start: everything left `delivering` belongs to a process that is gone (only one
+        process may work the file): back to the queue at once, marked interrupted."""
+        return await self._hand_back(Delivery.status == DeliveryStatus.DELIVERING.value)
+
+    async def _hand_back(self, which) -> int:  # type: ignore[no-untyped-def]
+        await self._record_interrupted(which)
         result = await self.session.execute(
             update(Delivery)
-            .where(Delivery.claimed_by != worker_id, Delivery.status == DeliveryStatus.DELIVERING.value)
-            .values(status=DeliveryStatus.PENDING.value, claimed_by=None, lease_until=None, next_attempt_at=utcnow())
+            .where(which)
+            .values(status=DeliveryStatus.PENDING.value, claimed_by=None, lease_until=None, next_attempt_at=utcnow(),
+                    reason=f"{INTERRUPTED_NOTE[0].upper()}{INTERRUPTED_NOTE[1:]}; it will be sent again.")
         )
         return result.rowcount
 
@@ -472,3 +547,13 @@ class AppProblemRepository:
             select(AppProblem.key).where(AppProblem.installation_id == installation_id, AppProblem.key.in_(keys))
         ))
         return [key for key in keys if key in found]
+
+
+class WriteProbeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def touch(self) -> None:
+        """Rewrite the probe row: a real write, so a full disk or a read-only database shows."""
+        statement = _insert(self.session, WriteProbe).values(id=1, written_at=utcnow())
+        await self.session.execute(statement.on_conflict_do_update(index_elements=["id"], set_={"written_at": utcnow()}))

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import html
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -53,6 +56,8 @@ class SendResult:
     excerpt: the start of the answer body, for support; None when there was no body.
     retry_after: seconds VTmarketing asked us to wait (Retry-After), or None.
     duration_ms: wall time of the exchange.
+    unusual: for "delivered", True when the 2xx answer lacked VTmarketing's usual `results` (an empty body, a proxy
+        page): accepted by the status, worth a look.
     """
 
     outcome: Outcome
@@ -61,6 +66,7 @@ class SendResult:
     excerpt: str | None
     retry_after: float | None
     duration_ms: int
+    unusual: bool = False  # delivered, but the answer was not VTmarketing's usual `{"results": …}`
 
     @property
     def rejected_key(self) -> bool:
@@ -176,17 +182,26 @@ async def _read_capped(response: httpx.Response) -> bytes:
 
 
 def _classify_answer(response: httpx.Response, raw: bytes, key: str, started: float) -> SendResult:
+    """Read the answer, not just its status: a 2xx carrying `errors` is a refusal; a 2xx without `results` is
+    accepted but marked unusual. The key is redacted (in every form an answer may echo it) before anything is kept."""
     status = response.status_code
-    text = raw.decode("utf-8", errors="replace")
-    excerpt = _redact(text.strip()[:_EXCERPT_CHARS], key) or None
+    text = _redact(raw.decode("utf-8", errors="replace"), key) or ""
+    excerpt = text.strip()[:_EXCERPT_CHARS] or None
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    vendor_message = _vendor_message(text)
+    answer = _json_object(text)
+    vendor_message = _vendor_message(answer)
+    unusual = False
 
-    if 200 <= status < 300:
-        outcome: Outcome = "delivered"
+    if 200 <= status < 300 and answer is not None and answer.get("errors"):
+        outcome: Outcome = "failed"  # "200 OK" with errors: VTmarketing did not take it; resendable once fixed
+        default = f"VTmarketing answered {status} with errors"
+    elif 200 <= status < 300:
+        outcome = "delivered"
         default = f"VTmarketing answered {status}"
-        if vendor_message is None and excerpt is not None:
-            default += " (the answer was not VTmarketing's usual JSON)"
+        unusual = answer is None or not isinstance(answer.get("results"), dict)
+        if unusual:
+            what = "an empty body" if excerpt is None else ("not JSON" if answer is None else "JSON without `results`")
+            default = f"VTmarketing answered {status}; VTmarketing's answer was unusual ({what})"
     elif status in _RETRY_STATUSES or status >= 500:
         outcome, default = "retry", f"VTmarketing answered {status}"
     elif 300 <= status < 400:
@@ -197,17 +212,21 @@ def _classify_answer(response: httpx.Response, raw: bytes, key: str, started: fl
     else:
         outcome, default = "failed", f"VTmarketing answered {status}"
 
-    message = _redact(vendor_message, key) if vendor_message else default
-    return _result(outcome, status, message, excerpt=excerpt, retry_after=retry_after, started=started)
+    message = vendor_message if vendor_message and not unusual else default
+    return _result(outcome, status, message, excerpt=excerpt, retry_after=retry_after, started=started, unusual=unusual)
 
 
-def _vendor_message(text: str) -> str | None:
-    """VTmarketing's own words: `errors[].message: description`, else `results.message`, else None."""
+def _json_object(text: str) -> dict | None:
     try:
         data: Any = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(data, dict):
+    return data if isinstance(data, dict) else None
+
+
+def _vendor_message(data: dict | None) -> str | None:
+    """VTmarketing's own words: `errors[].message: description`, else `results.message`, else None."""
+    if data is None:
         return None
     errors = data.get("errors")
     if isinstance(errors, dict):
@@ -282,10 +301,23 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, seconds)
 
 
+def key_forms(key: str) -> list[str]:
+    """Every form in which an answer may echo the key: as is, JSON-escaped (`\\"`, `\\/` too), percent-encoded in
+    upper- and lower-case hex, HTML-escaped. Longest first, so no form is left half-replaced."""
+    json_escaped = json.dumps(key)[1:-1]
+    percent = quote(key, safe="")
+    lower_percent = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), percent)
+    forms = {key, json_escaped, json_escaped.replace("/", "\\/"), percent, lower_percent, quote_plus(key, safe=""),
+             html.escape(key, quote=True)}
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
 def _redact(text: str | None, key: str) -> str | None:
-    """Hide the API key should VTmarketing (or a proxy) ever echo it back, so it never reaches storage or logs."""
+    """Hide the API key should VTmarketing (or a proxy) ever echo it back, in any of its forms, before the text is
+    stored, logged or shown (redacted before truncation: a cut never leaves part of a key)."""
     if text and len(key) >= 4:
-        text = text.replace(key, "***")
+        for form in key_forms(key):
+            text = text.replace(form, "***")
     return text
 
 
@@ -297,6 +329,7 @@ def _result(
     started: float,
     excerpt: str | None = None,
     retry_after: float | None = None,
+    unusual: bool = False,
 ) -> SendResult:
     return SendResult(
         outcome=outcome,
@@ -305,4 +338,5 @@ def _result(
         excerpt=excerpt,
         retry_after=retry_after,
         duration_ms=int((time.monotonic() - started) * 1000),
+        unusual=unusual,
     )

@@ -31,6 +31,7 @@ def reconcile_env(settings) -> dict:  # type: ignore[no-untyped-def]
         SECRET_KEY=settings.secret_key,
         VTMARKETING_API_URL=settings.vtmarketing_api_url,
         LOG_FORMAT="json",
+        ALLOW_PRIVATE_SALEOR_URLS="true",  # the fake Saleor listens on 127.0.0.1
     )
 
 

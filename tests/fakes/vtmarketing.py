@@ -75,6 +75,8 @@ class ReceivedRequest:
     received_at: float  # time.monotonic()
     status: int | None = None  # what the fake answered; None for a reset connection
     peer: tuple[str, int] | None = None  # the client's (host, port): the same port means a reused connection
+    held: bool = False  # waiting behind hold() right now
+    answered_at: float | None = None  # time.monotonic() when the fake finished with it
 
     @property
     def api_key(self) -> str | None:
@@ -146,6 +148,9 @@ class FakeVTMarketing:
         self._accepted_keys: set[str] | None = None  # None: any non-empty key
         self._queue: deque[Behaviour] = deque()
         self._down = False
+        self._open = threading.Event()  # cleared by hold(): requests wait (received, unanswered) until release()
+        self._open.set()
+        self._slow_every: tuple[int, float] | None = None
         self._events: list[ReceivedEvent] = []
         self._requests: list[ReceivedRequest] = []
         self._hold_until = 0  # answers wait until this many requests are being answered at once (hold_answers)
@@ -254,6 +259,27 @@ class FakeVTMarketing:
         """The next request is processed but answered with an HTML page instead of JSON."""
         self._enqueue(Behaviour("invalid_json", status=status))
 
+    def hold(self) -> None:
+        """From now on every request is received (recorded) but left unanswered until `release()`."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """Answer the held requests (and those that follow) as usual."""
+        self._open.set()
+
+    @property
+    def held(self) -> int:
+        """Requests waiting behind `hold()` right now."""
+        with self._lock:
+            return sum(1 for request in self._requests if request.held)
+
+    def slow_every(self, n: int, seconds: float) -> None:
+        """Every `n`-th request (by arrival) is answered only after `seconds`, yet processed normally: with a
+        client timeout below `seconds`, a request "timed out" that VTmarketing still received and recorded.
+        `n=0` stops it."""
+        with self._lock:
+            self._slow_every = (n, seconds) if n > 0 else None
+
     def clear(self) -> None:
         """Forget recorded events and requests and pending behaviours (keeps keys, latency and up/down)."""
         with self._lock:
@@ -294,9 +320,13 @@ class FakeVTMarketing:
 
     # --- request handling (runs in the server thread) -----------------------------------------------------------
 
-    def _record_request(self, request: ReceivedRequest) -> None:
+    def _record_request(self, request: ReceivedRequest) -> float:
+        """Record it; returns the extra delay slow_every() gives it."""
         with self._lock:
             self._requests.append(request)
+            if self._slow_every is not None and len(self._requests) % self._slow_every[0] == 0:
+                return self._slow_every[1]
+            return 0.0
 
     def _next_behaviour(self) -> tuple[Behaviour | None, bool, set[str] | None]:
         # While down, queued behaviours wait for the requests that follow the outage.
@@ -367,20 +397,34 @@ class _Endpoint:
             received_at=time.monotonic(),
             peer=tuple(scope["client"]) if scope.get("client") else None,  # type: ignore[arg-type]
         )
-        fake._record_request(request)
+        extra_delay = fake._record_request(request) or 0.0  # subclasses that keep less (the bench's) return None
+        if not fake._open.is_set():
+            request.held = True
+            while not fake._open.is_set():
+                await asyncio.sleep(0.01)
+            request.held = False
         behaviour, down, accepted_keys = fake._next_behaviour()
         try:
             await fake._enter_answer()
-            await self._answer(request, raw, headers, behaviour, down, accepted_keys, send)
+            await self._answer(request, raw, headers, behaviour, down, accepted_keys, send, extra_delay)
         finally:
             fake._leave_answer()
 
     async def _answer(self, request: ReceivedRequest, raw: bytes, headers: dict[str, str], behaviour: Behaviour | None,
-                      down: bool, accepted_keys: set[str] | None, send: Callable[..., Any]) -> None:
+                      down: bool, accepted_keys: set[str] | None, send: Callable[..., Any], extra_delay: float) -> None:
         fake = self.fake
 
-        if fake.latency:
-            await asyncio.sleep(fake.latency)
+        if fake.latency or extra_delay:
+            await asyncio.sleep(fake.latency + extra_delay)
+        try:
+            await self._respond(request, behaviour, down, accepted_keys, raw, headers, send)
+        finally:
+            request.answered_at = time.monotonic()
+
+    async def _respond(self, request: ReceivedRequest, behaviour: Behaviour | None, down: bool,
+                       accepted_keys: set[str] | None, raw: bytes, headers: dict[str, str],
+                       send: Callable[..., Any]) -> None:
+        fake = self.fake
 
         if down:
             request.status = 503

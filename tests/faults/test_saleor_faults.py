@@ -26,6 +26,16 @@ from tests.fakes.server import ThreadedServer
 PATH = ORDER_CONFIRMED.path
 
 
+# Retries are made due by `make_due_now` here. A real first backoff of 30 s (instead of the shared 0.05 s) keeps a
+# retry from coming due by itself while `run_until_idle` still runs, which a loaded machine otherwise makes happen.
+SLOW_RETRIES = {"delivery_retry_base_seconds": 30.0, "delivery_retry_max_seconds": 60.0}
+
+
+@pytest.fixture
+def settings_overrides() -> dict:
+    return dict(SLOW_RETRIES)
+
+
 
 
 

@@ -32,6 +32,16 @@ from tests.faults import (
 CHANNEL = "default-channel"
 
 
+# Retries are made due by `make_due_now` here. A real first backoff of 30 s (instead of the shared 0.05 s) keeps a
+# retry from coming due by itself while `run_until_idle` still runs, which a loaded machine otherwise makes happen.
+SLOW_RETRIES = {"delivery_retry_base_seconds": 30.0, "delivery_retry_max_seconds": 60.0}
+
+
+@pytest.fixture
+def settings_overrides() -> dict:
+    return dict(SLOW_RETRIES)
+
+
 
 
 
@@ -204,7 +214,7 @@ async def test_refused_api_key_fails_names_the_fix_and_a_new_key_delivers(runnin
 # --- slow answers past the client's timeout ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("settings_overrides", [{"vtmarketing_timeout_seconds": 0.3}])
+@pytest.mark.parametrize("settings_overrides", [{"vtmarketing_timeout_seconds": 0.3, **SLOW_RETRIES}])
 async def test_answer_slower_than_the_timeout_is_retried_and_may_duplicate(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
     await configure(running_app, installed)
     release = fake_vtm.hold_next()  # VTmarketing answers only after the app stopped waiting
@@ -305,7 +315,7 @@ async def test_html_answer_with_200_counts_as_delivered(running_app, installed, 
     await worker.run_until_idle()
     delivery = await one_delivery(running_app)
     assert delivery.status == "delivered"
-    assert_reason(delivery.reason, "accepted", "200", "the answer was not VTmarketing's usual JSON")
+    assert_reason(delivery.reason, "accepted", "200", "VTmarketing's answer was unusual (not JSON)")
     (attempt,) = await vtm_attempts(running_app)
     assert (attempt.http_status, attempt.outcome) == (200, "delivered") and attempt.excerpt.startswith("<html>")
     assert len(fake_vtm.events_for(order["number"])) == 1
@@ -360,3 +370,63 @@ async def test_a_burst_through_mixed_faults_ends_with_each_order_once_or_failed(
     assert len(attempts) == 12 + 5  # one per order, plus one retry for each of the five retryable faults
     assert sorted(a.http_status or 0 for a in attempts if a.outcome == "retry") == [200, 429, 500, 502, 503]
     assert json.loads(deliveries[0].event_body)["event"]["confirmation"]["generic"]["orderId"] == deliveries[0].order_number
+
+
+# --- the answer is read, not assumed (issue 12, finding 8) -------------------------------------------------------
+
+
+async def test_200_with_errors_is_not_delivered_and_a_resend_delivers(running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed)
+    fake_vtm.fail_next(1, status=200, body={"errors": [{"message": "Invalid event data", "description": "orderId is taken"}]})
+    order = await place_order(running_app, installed)
+    (delivery,) = await drive_until_settled(running_app, worker)
+    assert delivery.status == "failed"
+    assert_reason(delivery.reason, "VTmarketing refused the event", "200", "Invalid event data: orderId is taken")
+    (attempt,) = await vtm_attempts(running_app)
+    assert (attempt.http_status, attempt.outcome) == (200, "failed")
+    # Failed stays failed (nothing retried behind the merchant's back) and can be sent again from the page.
+    await DeliveryService(running_app.ctx).retry(delivery.id)
+    await worker.run_until_idle()
+    assert (await one_delivery(running_app)).status == "delivered"
+    assert len(fake_vtm.events_for(order["number"])) == 1
+
+
+@pytest.mark.parametrize("answer", [b"", b"{}", b'{"status": "ok"}'], ids=["empty", "empty-object", "no-results"])
+async def test_an_unusual_200_is_delivered_and_says_so(answer, running_app, installed, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    await configure(running_app, installed)
+    fake_vtm.fail_next(1, status=200, body=answer)
+    await place_order(running_app, installed)
+    (delivery,) = await drive_until_settled(running_app, worker)
+    assert delivery.status == "delivered"
+    assert_reason(delivery.reason, "VTmarketing accepted the event", "200", "VTmarketing's answer was unusual")
+    (attempt,) = await vtm_attempts(running_app)
+    assert (attempt.http_status, attempt.outcome) == (200, "delivered")
+
+
+async def test_an_echoed_key_is_redacted_in_every_form_before_it_is_stored_logged_or_shown(running_app, installed, worker, fake_vtm, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+    from urllib.parse import quote
+
+    from saleor_app.vtmarketing.client import key_forms
+    from tests.settings.test_api import DELIVERIES, gql
+
+    caplog.set_level(logging.DEBUG)
+    key = 'vtm"key\\with/odd+chars-0123456789'
+    await configure(running_app, installed, api_key=key)
+    forms = key_forms(key)
+    assert len(forms) >= 5  # raw, JSON-escaped (two ways), percent-encoded (two cases), HTML-escaped
+    # JSON-escaped as Python does it, percent-encoded in both cases, and JSON-escaped as PHP does it (`\/`).
+    echo = (f'{{"errors": [{{"message": "Invalid API key {json.dumps(key)[1:-1]}", "description": "sent as '
+            f'{quote(key, safe="")} or {quote(key, safe="").lower()} or {json.dumps(key)[1:-1].replace("/", chr(92) + "/")}"}}]}}')
+    fake_vtm.fail_next(1, status=401, body=echo.encode())
+    await place_order(running_app, installed)
+    (delivery,) = await drive_until_settled(running_app, worker)
+    assert delivery.status == "failed"
+    (attempt,) = await vtm_attempts(running_app)
+    shown = json.dumps(await gql(running_app, installed, DELIVERIES, {}))
+    stored = [delivery.reason or "", attempt.excerpt or "", shown, json.dumps(installed.problems),
+              "\n".join(record.getMessage() for record in caplog.records)]
+    for text in stored:
+        for form in forms + [quote(key, safe="").lower(), key[:12], "0123456789"]:
+            assert form not in text, (form, text[:300])
+    assert "***" in attempt.excerpt and "Invalid API key" in delivery.reason

@@ -41,8 +41,10 @@ async def test_any_token_and_file_name_get_the_same_404(running_app, served, tok
     if token_part == token:
         return
     response = await running_app.client.get(f"{prefix}/{quote(token_part, safe='')}/{quote(name, safe='')}")
-    assert response.status_code == 404, response.text
     assert_no_secret(response, token)
+    if not response.request.url.path.startswith(prefix + "/"):
+        return  # dot segments the client removed took it out of the feeds' path (`/api/feeds/../..` is the home page)
+    assert response.status_code == 404, response.text
     # Either the feed route's one 404, byte for byte, or (an empty part, a `/` once decoded, a dot segment the client
     # removes) a path no route matches at all, which tells nothing about tokens either.
     assert response.content in (reference.content, b'{"detail":"Not Found"}'), (token_part, name, response.text)

@@ -326,6 +326,7 @@ class Deployment:
             DATA_DIR=str(tmp_path / "data"),
             SECRET_KEY="ops-secret-" + uuid.uuid4().hex,
             ALLOWED_SALEOR_API_URLS="http://127.0.0.1:*",
+            ALLOW_PRIVATE_SALEOR_URLS="true",  # the fake Saleor listens on 127.0.0.1
             VTMARKETING_API_URL=vtm.api_url,
             LOG_FORMAT="json",
             LOG_LEVEL="INFO",
@@ -473,3 +474,92 @@ def assert_logs_clean(processes: Iterable[AppProcess], *secrets: str) -> None:
         logs = process.logs()
         for word in forbidden:
             assert word not in logs, f"{process.name} logged {word!r}"
+
+
+# --- real faults: a full disk, a wall clock that steps -------------------------------------------------------------
+
+
+@contextmanager
+def small_tmpfs(path: Path, size: str = "16m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `path` (tests run as root, as CI does): a disk that can really fill up."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a small tmpfs is needed for a real full disk (run as root): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Fill the file system of `folder` to the last byte; returns the filler file (unlink it to free the space)."""
+    filler = folder / "filler.bin"
+    chunk = b"\0" * (64 * 1024)
+    with open(filler, "wb", buffering=0) as out:
+        for size in (len(chunk), 4096, 1):
+            try:
+                while True:
+                    out.write(chunk[:size])
+            except OSError:
+                continue
+    return filler
+
+
+def _libfaketime() -> Path | None:
+    """The multi-threaded build: the single-threaded one serialises the app's threads (aiosqlite, uvicorn) behind
+    one lock and makes it several times slower."""
+    for candidate in sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1")) + [Path("/usr/lib/faketime/libfaketimeMT.so.1")]:
+        if candidate.exists():
+            return candidate
+    return None
+
+
+class SteppableClock:
+    """The wall clock of the processes started with `env`, moved by the test: libfaketime reads its offset from a
+    file (re-read every second), so a running process sees a step. The monotonic clock is left alone, as a real
+    wall-clock step (NTP, a VM resumed) leaves it."""
+
+    def __init__(self, folder: Path, offset_seconds: float = 0.0) -> None:
+        library = _libfaketime()
+        if library is None:
+            pytest.skip("libfaketime is needed to step the app's clock (Debian: apt-get install faketime)")
+        self.library = library
+        self.file = folder / "faketime-offset"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.offset = 0.0
+        self.set(offset_seconds)
+
+    def set(self, offset_seconds: float) -> None:
+        temporary = self.file.with_suffix(".tmp")
+        temporary.write_text(f"{offset_seconds:+.0f}\n")
+        os.replace(temporary, self.file)
+        self.offset = offset_seconds
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "LD_PRELOAD": str(self.library),
+            "FAKETIME_TIMESTAMP_FILE": str(self.file),
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "FAKETIME_CACHE_DURATION": "1",
+            # Its timed-wait "monotonic fix" (on by default with glibc) and its faking of file times slow the app's
+            # threads down several times over; neither has to do with the wall clock the tests move.
+            "FAKETIME_FORCE_MONOTONIC_FIX": "0",
+            "NO_FAKE_STAT": "1",
+        }
+
+    def wait_seen_by(self, process: AppProcess, timeout: float = 20.0) -> None:
+        """Until `process` (serving HTTP) shows the current offset in its answers' Date header."""
+        from email.utils import parsedate_to_datetime
+
+        def seen() -> bool:
+            try:
+                date = httpx.get(f"{process.url}/healthz", timeout=5).headers["date"]
+            except (httpx.HTTPError, KeyError):
+                return False
+            skew = parsedate_to_datetime(date).timestamp() - time.time()
+            return abs(skew - self.offset) < 3
+
+        wait_until(seen, timeout=timeout, what=f"{process.name} on a clock {self.offset:+.0f} s off")

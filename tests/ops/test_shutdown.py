@@ -43,6 +43,8 @@ def test_sigterm_worker_finishes_in_flight_deliveries_and_releases_its_claims(db
         d.set_channel_key()
         hooks = [d.new_order() for _ in range(ORDERS)]
         assert set(d.send_webhooks([web], hooks)) == {200}  # queued before the worker starts: it claims 3 at once
+        if db_url.startswith("sqlite"):
+            web.terminate()  # one working process per SQLite file (its lock): the worker comes after the web
         # VTmarketing holds its answers: the three sends are still in flight when SIGTERM comes, however slow the
         # machine, and are answered only once the worker is stopping.
         held = [fake_vtm.hold_next() for _ in range(IN_FLIGHT)]
@@ -123,6 +125,7 @@ def test_worker_serves_its_own_metrics_and_still_stops_gracefully(tmp_path, fake
         d.set_channel_key()
         hooks = [d.new_order() for _ in range(2)]
         assert set(d.send_webhooks([web], hooks)) == {200}
+        web.terminate()  # one working process per SQLite file (its lock): the worker comes after the web
         port = free_port()
         worker = d.spawn("worker", ["worker", "--host", "127.0.0.1", "--http-port", str(port)], port=port)
         assert d.wait_all_finished(2, timeout=60) == {"delivered": 2}

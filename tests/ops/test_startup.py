@@ -197,8 +197,12 @@ def test_serve_takes_its_port_from_port_and_app_url_follows(tmp_path: Path, fake
 
 def test_make_run_passes_port_on() -> None:
     for args, env in ((["PORT=8080"], {}), ([], {"PORT": "9090"})):
-        result = subprocess.run(["make", "-n", "run", *args], cwd=REPO, capture_output=True, text=True, timeout=60,
-                                env={**os.environ, **env})
+        # Run from inside `make test`, the outer make's variables would make this one print "Entering directory"
+        # lines and pass its own flags on: the dry run must see only what a person typing it would.
+        outer_make = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+        clean_env = {k: v for k, v in os.environ.items() if k not in outer_make and k != "PORT"}
+        result = subprocess.run(["make", "--no-print-directory", "-n", "run", *args], cwd=REPO, capture_output=True,
+                                text=True, timeout=60, env={**clean_env, **env})
         assert result.returncode == 0, result.stderr
         port = args[0].split("=")[1] if args else env["PORT"]
         assert f"saleor-vtmarketing serve --port {port}" in result.stdout.splitlines()[-1]

@@ -242,3 +242,53 @@ async def test_refused_webhooks_are_logged_with_their_reason(running_app, instal
     assert lines[0].startswith(f"webhook refused for {installed.api_url}: 401 INVALID_SIGNATURE: Invalid Saleor-Signature")
     assert lines[1].startswith(f"webhook refused for {installed.api_url}: 400 WRONG_EVENT: Expected Saleor-Event")
     assert installed.app_token not in caplog.text and order["userEmail"] not in caplog.text
+
+
+def app_deleted_body(app_id: str | None) -> bytes:
+    """APP_DELETED as the manifest's subscription projects it (manifest/app_deleted.subscription.graphql)."""
+    event: dict = {"__typename": "AppDeleted", "issuedAt": "2026-11-26T17:20:00+00:00", "version": "3.23.28"}
+    if app_id is not None:
+        event["app"] = {"id": app_id}
+    return json.dumps(event).encode()
+
+
+async def post_app_deleted(running_app, saleor: FakeSaleor, body: bytes):  # type: ignore[no-untyped-def]
+    return await running_app.client.post(
+        "/api/webhooks/app-deleted", content=body, headers=saleor.webhook_headers(body, event="app_deleted")
+    )
+
+
+async def test_a_late_app_deleted_of_a_previous_app_leaves_the_reinstalled_app_alone(running_app, installed: FakeSaleor, worker, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    """Finding 2 of issue 12: the app is deleted, installed again (a new app id in Saleor), and then Saleor's retry
+    of the first APP_DELETED arrives. It must not uninstall the new app: its orders would be refused with 401,
+    which Saleor does not retry, and reconciliation skips uninstalled installations: lost without a trace."""
+    from tests.conftest import configure
+
+    old_app_id = installed.app_id
+    stale = app_deleted_body(old_app_id)
+    assert (await post_app_deleted(running_app, installed, stale)).status_code == 200
+    async with running_app.ctx.db.session() as session:
+        assert (await session.scalar(select(Installation))).status == "uninstalled"
+
+    installed.app_id = "QXBwOjk="  # the re-installed app, with a token of its own
+    installed.app_token = "N" * 30
+    assert (await running_app.register(installed)).status_code == 200
+    await configure(running_app, installed)
+
+    stale_retry = await post_app_deleted(running_app, installed, stale)  # Saleor retrying the old app's deletion
+    anonymous = await post_app_deleted(running_app, installed, app_deleted_body(None))  # names no app
+    async with running_app.ctx.db.session() as session:
+        installation = await session.scalar(select(Installation))
+    assert (installation.status, installation.app_id) == ("active", "QXBwOjk=")
+    for response in (stale_retry, anonymous):  # answered 200 (Saleor stops retrying), and ignored
+        assert (response.status_code, response.json().get("outcome")) == (200, "ignored")
+
+    order = installed.add_order(installed.make_order())
+    assert (await running_app.send_webhook(installed, order)).status_code == 200
+    await worker.run_until_idle()
+    assert [e.order_id for e in fake_vtm.events] == [order["number"]]
+
+    # The deletion of the app installed now still uninstalls it.
+    response = await post_app_deleted(running_app, installed, app_deleted_body("QXBwOjk="))
+    assert (response.status_code, response.json()["outcome"]) == (200, "stored")
+    assert (await running_app.send_webhook(installed, installed.make_order())).status_code == 401

@@ -53,7 +53,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 try:
-    from playwright.async_api import Frame, FrameLocator, Page, async_playwright, expect
+    from playwright.async_api import Frame, Page, async_playwright, expect
 except ImportError:  # pragma: no cover - the test extra installs it
     pytestmark = pytest.mark.skip(reason="playwright (Python) is not installed")
 
@@ -739,3 +739,24 @@ async def test_the_product_feed_on_the_settings_page(database_url, tmp_path, fak
 def _luminance(css_color: str) -> float:
     r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css_color)[:3])
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+async def test_a_rate_limited_test_event_tells_the_merchant_why(database_url, tmp_path, fake_saleor, fake_vtm) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: the settings API answers a 6th test event within a minute with 429; the page shows its message."""
+    from saleor_app.context import TEST_EVENTS_PER_MINUTE
+
+    async with running_stack(database_url, tmp_path, fake_saleor, fake_vtm) as stack, browser_page("test-event-429") as page:
+        await page.goto(stack.host_url)
+        usd = page.frame_locator("#app").locator('article[data-channel="default-channel"]')
+        await expect(usd).to_be_visible(timeout=15000)
+        await usd.get_by_label("API key").fill("vtm-key-usd-0123456789")  # tried before saving it
+        status = usd.locator(".card-status:not(.feed-status)")
+        for _ in range(TEST_EVENTS_PER_MINUTE):
+            await usd.get_by_role("button", name="Send test event").click()
+            await expect(status).to_contain_text("VTmarketing accepted the test event", timeout=10000)
+            await expect(usd.get_by_role("button", name="Send test event")).to_be_enabled()
+        await usd.get_by_role("button", name="Send test event").click()
+        await expect(status).to_contain_text("Too many test events", timeout=10000)
+        await expect(status).to_contain_text("Try again in")
+        await page.wait_for_function("window.notifications.some(n => n.status === 'error' && n.text.includes('Too many'))")
+        assert len(fake_vtm.requests) == TEST_EVENTS_PER_MINUTE
