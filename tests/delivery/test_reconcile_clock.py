@@ -21,6 +21,7 @@ def test_lost_webhooks_are_found_whatever_the_apps_clock_says(skew, tmp_path, fa
         serve = d.serve(env=clock.env)
         clock.wait_seen_by(serve)
         d.install(serve)
+        installed = datetime.now(timezone.utc)  # Saleor's clock: its install answer's Date is no later
         d.set_channel_key()
         now = datetime.now(timezone.utc)  # Saleor's clock
         before_install = fake_saleor.add_order(fake_saleor.make_order(
@@ -28,8 +29,9 @@ def test_lost_webhooks_are_found_whatever_the_apps_clock_says(skew, tmp_path, fa
         lost = [fake_saleor.add_order(fake_saleor.make_order()) for _ in range(3)]  # no webhook ever comes
         assert serve.alive
 
+        # Two seconds old, yet confirmed after the install (a faster run installs less than 2 s before this line).
         just_now = fake_saleor.add_order(fake_saleor.make_order(
-            created=(datetime.now(timezone.utc) - timedelta(seconds=2)).isoformat()))
+            created=max(datetime.now(timezone.utc) - timedelta(seconds=2), installed).isoformat()))
         expected = {order["number"] for order in lost + [just_now]}
         wait_until(lambda: set(event_counts(fake_vtm)) >= expected, timeout=60, what="every lost order recovered")
         assert d.wait_all_finished(len(expected), timeout=30) == {"delivered": len(expected)}
