@@ -23,7 +23,7 @@ from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import DocumentNode, ExecutionResult
 
 from saleor_app import __version__
-from saleor_app.http_pools import ShardedPools, pool_limits
+from saleor_app.http_pools import ShardedPools, pool_limits, shared_ssl_context
 from saleor_app.saleor.documents import load_document
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor.url_guard import GuardedNetworkBackend, PrivateAddressRefused, SaleorUrlGuard
@@ -121,10 +121,10 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
     Saleor is resolved, checked, and opened to the checked address."""
 
     def __init__(self, guard: SaleorUrlGuard, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
+        super().__init__(limits=limits, verify=shared_ssl_context())
         # httpx builds its pool without a network backend option; the pool is rebuilt with the same limits.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=shared_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -172,6 +172,7 @@ class SaleorClient:
         self._pools = ShardedPools(lambda: httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=limits,
+            verify=shared_ssl_context(),
             transport=_GuardedTransport(self.url_guard, limits) if guarded else None,
             headers={"User-Agent": f"saleor-vtmarketing/{__version__}"},
             follow_redirects=False,

@@ -16,6 +16,7 @@ from saleor_app.storage.models import (
     INTERRUPTED_OUTCOME,
     OPEN_STATUSES,
     QUEUED_CONDITION,
+    UTCDateTime,
     AppProblem,
     BackfillCursor,
     ChannelName,
@@ -314,15 +315,22 @@ class DeliveryRepository:
 
     def _queue_head(self, limit: int, now: datetime):  # type: ignore[no-untyped-def]
         """The ids of the first `limit` due deliveries, read in order from the queue index (no sort)."""
-        query = (
-            select(Delivery.id)
-            .where(text(f"deliveries.{QUEUED_CONDITION}"), Delivery.next_attempt_at <= now)
-            .order_by(Delivery.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        return self._queue_read("id", "AND next_attempt_at <= :now", limit).bindparams(
+            bindparam("now", now, type_=UTCDateTime())
+        ).columns(Delivery.id)
+
+    def _queue_read(self, column: str, condition: str, limit: int):  # type: ignore[no-untyped-def]
+        """A read of the queue index in order. Written out: the index's condition must appear with its literals
+        (QUEUED_CONDITION), and SQLite, whose planner without statistics would read ix_deliveries_due and sort
+        every due row, is told the index (SQLAlchemy has no index hint for SQLite). PostgreSQL's rows are locked
+        and skipped by concurrent claimers."""
+        postgres = _is_postgres(self.session)
+        index = "" if postgres else " INDEXED BY ix_deliveries_queue"
+        lock = " FOR UPDATE SKIP LOCKED" if postgres and column == "id" else ""
+        return text(
+            f"SELECT {column} FROM deliveries{index} WHERE {QUEUED_CONDITION} {condition} "
+            f"ORDER BY next_attempt_at LIMIT {int(limit)}{lock}"
         )
-        # SQLite's planner, without statistics, would rather read the status index and sort every due row.
-        return query.with_hint(Delivery, "INDEXED BY ix_deliveries_queue", "sqlite")
 
     async def _take_over_expired(self, worker_id: str, limit: int, lease_seconds: float, now: datetime) -> list[Delivery]:
         """Rare: a worker died (or lost the database for a whole lease) holding these. Few rows are ever in flight,
@@ -384,13 +392,8 @@ class DeliveryRepository:
 
     async def next_due_at(self) -> datetime | None:
         """When the queue's first delivery is due: the first entry of the queue index."""
-        query = (
-            select(Delivery.next_attempt_at)
-            .where(text(f"deliveries.{QUEUED_CONDITION}"), Delivery.next_attempt_at.is_not(None))
-            .order_by(Delivery.next_attempt_at)
-            .limit(1)
-        )
-        return await self.session.scalar(query.with_hint(Delivery, "INDEXED BY ix_deliveries_queue", "sqlite"))
+        query = self._queue_read("next_attempt_at", "AND next_attempt_at IS NOT NULL", 1)
+        return await self.session.scalar(query.columns(Delivery.next_attempt_at))
 
     async def record_attempt(
         self,

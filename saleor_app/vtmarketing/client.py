@@ -28,7 +28,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from saleor_app import __version__
-from saleor_app.http_pools import ShardedPools, pool_limits
+from saleor_app.http_pools import ShardedPools, pool_limits, shared_ssl_context
 
 __all__ = ["Outcome", "SendResult", "USER_AGENT", "VTMarketingClient", "parse_retry_after"]
 
@@ -107,6 +107,7 @@ class VTMarketingClient:
         return httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
             limits=pool_limits(keepalive_expiry=30.0),
+            verify=shared_ssl_context(),
             transport=transport,
             headers={
                 "User-Agent": USER_AGENT,
