@@ -316,7 +316,8 @@ class DeliveryWorker:
             ])
             told_accepted = []
             for delivery, verdict in finished:  # what the verdict says of the channel's key, shown on its card
-                if delivery.id in settled and verdict.channel is not None and self._tells_of_key(verdict):
+                if delivery.id in settled and self._tells_of_key(verdict):
+                    assert verdict.channel is not None
                     await record_delivery_verdict(session, delivery, verdict, key_read_at=verdict.channel.read_at)
                     if verdict.status == DeliveryStatus.DELIVERED.value:
                         told_accepted.append(verdict.channel)

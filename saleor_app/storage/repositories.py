@@ -450,13 +450,6 @@ class DeliveryRepository:
             await self.session.execute(insert(DeliveryAttempt), attempts)
         return held
 
-    async def settle(self, delivery_id: int, *, worker_id: str, status: str, reason: str | None,
-                     next_attempt_at: datetime | None = None, event_body: str | None = None,
-                     attempt: dict | None = None) -> bool:
-        """One delivery's `settle_many`: False if this worker no longer holds it."""
-        settlement = Settlement(delivery_id, status, reason, next_attempt_at, event_body, attempt)
-        return delivery_id in await self.settle_many(worker_id, [settlement])
-
     async def release_claims(self, worker_id: str) -> int:
         """Give back what a stopping worker still holds (sends cut short by the end of the grace period), so another
         takes it up at once; each is marked interrupted, as its send may have reached VTmarketing."""
