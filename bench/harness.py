@@ -153,8 +153,9 @@ class Server:
     port: int
     popen: subprocess.Popen | None = None
     spawned_at: float = 0.0
-    startup_seconds: float = float("nan")  # spawn → first 200 on GET /api/manifest
+    startup_seconds: float = float("nan")  # spawn → first 200 on GET ready_path
     rss_samples: list[int] = field(default_factory=list)
+    ready_path: str = "/api/manifest"  # a `worker --http-port` serves only /healthz, /readyz and /metrics
 
     def start(self, timeout: float = 60.0) -> "Server":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,14 +170,14 @@ class Server:
                 if self.popen.poll() is not None:
                     raise RuntimeError(f"{self.name} exited ({self.popen.returncode}):\n{self.tail()}")
                 try:
-                    if client.get(f"{self.url}/api/manifest").status_code == 200:
+                    if client.get(f"{self.url}{self.ready_path}").status_code == 200:
                         self.startup_seconds = time.perf_counter() - self.spawned_at
                         return self
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"{self.name} did not serve /api/manifest within {timeout:g} s:\n{self.tail()}")
+                    raise RuntimeError(f"{self.name} did not serve {self.ready_path} within {timeout:g} s:\n{self.tail()}")
                 time.sleep(0.01)
 
     @property
@@ -256,16 +257,23 @@ class Workspace:
         args = cli_command("serve", "--host", "127.0.0.1", "--port", str(port), "--worker" if worker else "--no-worker")
         return self._start(name, args, {**self.base_env, **settings}, port)
 
+    def worker(self, name: str, settings: dict[str, str]) -> Server:
+        """`saleor-vtmarketing worker` alone (PostgreSQL scale-out), with its health port to know it started."""
+        port = free_port()
+        args = cli_command("worker", "--host", "127.0.0.1", "--http-port", str(port))
+        return self._start(name, args, {**self.base_env, **settings}, port, ready_path="/healthz")
+
     def script(self, name: str, script: str, env: dict[str, str] | None = None) -> Server:
         port = free_port()
         args = [sys.executable, str(BENCH_DIR / script), "--host", "127.0.0.1", "--port", str(port)]
         return self._start(name, args, {**self.base_env, **(env or {})}, port)
 
-    def _start(self, name: str, args: list[str], env: dict[str, str], port: int) -> Server:
+    def _start(self, name: str, args: list[str], env: dict[str, str], port: int, *,
+               ready_path: str = "/api/manifest") -> Server:
         full = self._next(name)
         cwd = self.root / full
         cwd.mkdir(parents=True, exist_ok=True)  # its own folder: no `.env` of the repository is read
-        server = Server(full, args, env, cwd, self.root / "logs" / f"{full}.log", port)
+        server = Server(full, args, env, cwd, self.root / "logs" / f"{full}.log", port, ready_path=ready_path)
         self.servers.append(server)
         return server.start()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from saleor_app.config import Settings
+from saleor_app.delivery.channel_config import ChannelConfigCache
 from saleor_app.delivery.intake import OrderIntake
 from saleor_app.delivery.signal import DeliverySignal
 from saleor_app.metrics import Metrics
@@ -34,6 +35,8 @@ class AppContext:
     signal: DeliverySignal
     metrics: Metrics
     intake: OrderIntake = field(init=False)
+    # What the worker knows of each channel (installation, key, choices), kept for seconds: delivery/channel_config.py.
+    channel_configs: ChannelConfigCache = field(init=False)
     installations: InstallationService = field(init=False)
     # Test events go out to VTmarketing on a merchant's click: a few a minute per installation (settings API).
     test_event_limit: RateLimit = field(init=False)
@@ -42,8 +45,10 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.intake = OrderIntake(self.db, self.signal, self.metrics)
+        self.channel_configs = ChannelConfigCache(self.db, self.secrets)
         # One per process: the web side and the worker share its installation cache and JWKS refetch limits.
-        self.installations = InstallationService(self.settings, self.db, self.saleor, self.secrets)
+        self.installations = InstallationService(self.settings, self.db, self.saleor, self.secrets,
+                                                 channel_configs=self.channel_configs)
         self.test_event_limit = RateLimit(TEST_EVENTS_PER_MINUTE, 60.0)
 
     @classmethod
@@ -54,8 +59,10 @@ class AppContext:
             db=Database(settings.resolved_database_url),
             secrets=SecretBox(settings.effective_secret_key(), settings.secret_key_fallback_list),
             saleor=SaleorClient(timeout=settings.saleor_timeout_seconds, metrics=metrics,
-                                url_guard=SaleorUrlGuard(allow_private=settings.allow_private_saleor_urls)),
-            vtmarketing=VTMarketingClient(settings.vtmarketing_api_url, timeout=settings.vtmarketing_timeout_seconds),
+                                url_guard=SaleorUrlGuard(allow_private=settings.allow_private_saleor_urls),
+                                max_in_flight=settings.delivery_concurrency),
+            vtmarketing=VTMarketingClient(settings.vtmarketing_api_url, timeout=settings.vtmarketing_timeout_seconds,
+                                          max_in_flight=settings.delivery_concurrency),
             signal=DeliverySignal(),
             metrics=metrics,
         )

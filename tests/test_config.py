@@ -12,7 +12,7 @@ def test_defaults_are_the_embedded_setup(monkeypatch, tmp_path) -> None:  # type
     settings = load_settings()
     assert settings.is_sqlite and settings.resolved_database_url.endswith("data/saleor-vtmarketing.db")
     assert settings.vtmarketing_api_url == "https://api.vtcdn.net/v1/event/"
-    assert settings.delivery_concurrency == 16 and settings.delivery_max_age_seconds == 24 * 3600
+    assert settings.delivery_concurrency == 64 and settings.delivery_max_age_seconds == 24 * 3600
 
 
 def test_bad_values_are_named_in_one_readable_error(monkeypatch) -> None:  # type: ignore[no-untyped-def]

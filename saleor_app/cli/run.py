@@ -82,7 +82,7 @@ def migrate() -> None:
 
 def worker_command(
     concurrency: Optional[int] = typer.Option(None, metavar="N", min=1, max=256, show_default=False,
-                                              help="Deliveries in flight at once. Default: DELIVERY_CONCURRENCY (16)."),
+                                              help="Deliveries in flight at once. Default: DELIVERY_CONCURRENCY (64)."),
     http_port: Optional[int] = typer.Option(None, metavar="PORT", min=1, max=65535, show_default=False,
                                             help="Also serve this worker's /healthz, /readyz and /metrics on this "
                                                  "port, for probes and Prometheus. Default: no HTTP."),
@@ -103,9 +103,11 @@ def worker_command(
     from saleor_app.worker_runtime import build_worker
 
     settings = load_checked_settings(lock_database=True)
+    if concurrency is not None:  # the VTmarketing client sizes its pools for it too
+        settings = settings.model_copy(update={"delivery_concurrency": concurrency})
 
     async def run(ctx) -> None:  # type: ignore[no-untyped-def]
-        worker = build_worker(ctx, concurrency=concurrency)
+        worker = build_worker(ctx)
         server = _worker_http_server(ctx, host, http_port) if http_port else None
         server_task = asyncio.create_task(server._serve()) if server else None
         loop = asyncio.get_running_loop()

@@ -19,7 +19,9 @@ from datetime import datetime
 from sqlalchemy.exc import DBAPIError
 
 from saleor_app.context import AppContext
+from saleor_app.delivery.channel_config import ChannelConfig
 from saleor_app.delivery.orders import to_order_data
+from saleor_app.delivery.settling import SettleBatch
 from saleor_app.delivery.retry import next_attempt_or_none
 from saleor_app.delivery.lease import LeaseKeeper
 from saleor_app.delivery.signal import PostgresListener
@@ -29,15 +31,15 @@ from saleor_app.saleor import problems
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor.problems import ProblemReporter
 from saleor_app.saleor.payloads import OrderLineDetail, PayloadError, parse_order_confirmed
-from saleor_app.secrets import API_KEY_UNREADABLE, TOKEN_UNREADABLE, SecretUnreadable
+from saleor_app.secrets import API_KEY_UNREADABLE, TOKEN_UNREADABLE
 from saleor_app.settings.key_status import record_delivery_verdict
 from saleor_app.storage.db import DatabaseFileGone, describe_database_error
-from saleor_app.storage.models import Delivery, DeliverySource, DeliveryStatus, Installation, utcnow
+from saleor_app.storage.models import Delivery, DeliverySource, DeliveryStatus, utcnow
 from saleor_app.storage.repositories import (
     AppProblemRepository,
-    ChannelSettingsRepository,
     DeliveryRepository,
     InstallationRepository,
+    Settlement,
 )
 from saleor_app.vtmarketing.mapping import MappingError, build_confirmation_event, encode_event
 from saleor_app.vtmarketing.models import MappingOptions
@@ -75,6 +77,7 @@ class Verdict:
     problem: tuple[str, str] | None = None
     resolves: tuple[str, ...] = ()
     attempt: dict | None = None  # the VTmarketing attempt to record with the new state
+    channel: ChannelConfig | None = None  # the channel's settings it was reached with (for the key's status)
 
 
 class DeliveryWorker:
@@ -84,6 +87,11 @@ class DeliveryWorker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = concurrency or ctx.settings.delivery_concurrency
         self._in_flight: set[asyncio.Task] = set()
+        # A finished delivery wakes the loop to claim only once this many slots are free: under a backlog a claim
+        # then takes several at once instead of one transaction per finished send. New orders wake it at once.
+        self.claim_batch = max(1, self.concurrency // 8)
+        # Deliveries that finish together are settled in one transaction (settling.py).
+        self._settles = SettleBatch(self._settle_all)
         self._held: set[int] = set()  # ids of the deliveries this worker claimed and has not settled yet
         self._stopping = asyncio.Event()
         self.sleeping = asyncio.Event()  # set while the loop waits for a wake-up or its poll (tests, health)
@@ -110,7 +118,9 @@ class DeliveryWorker:
     async def run(self, *, grace_seconds: float = 20.0) -> None:
         """Work until stop(): claim what is due, keep up to `concurrency` deliveries in flight, sleep until woken.
         Supervised: a failing step (the database refusing writes, say) is retried with backoff, never the end."""
-        listener = PostgresListener(self.settings.resolved_database_url, self.ctx.signal) if not self.ctx.db.is_sqlite else None
+        listener = None if self.ctx.db.is_sqlite else PostgresListener(
+            self.settings.resolved_database_url, self.ctx.signal, on_config_changed=self.ctx.channel_configs.invalidate
+        )
         if listener:
             await listener.start()
         lease_task = asyncio.create_task(self.leases.run()) if self.leases else None
@@ -204,7 +214,8 @@ class DeliveryWorker:
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)
-        self.ctx.signal.wake()  # a slot is free: claim more
+        if self.concurrency - len(self._in_flight) >= self.claim_batch:
+            self.ctx.signal.wake()  # enough slots are free: claim more
 
     async def _sleep_budget(self) -> float:
         budget = self.settings.delivery_poll_seconds
@@ -281,7 +292,7 @@ class DeliveryWorker:
             verdict.reason = f"{SOURCE_NOTES[delivery.source]} {verdict.reason}"
         try:
             # Retried until the database takes it: the send happened, so it is never sent again for a failed write.
-            settled = await self.supervisor.until_done("settle", lambda: self._settle(delivery, verdict))
+            settled = await self.supervisor.until_done("settle", lambda: self._settles.settle(delivery, verdict))
         finally:
             self._held.discard(delivery.id)
         if not settled:
@@ -295,21 +306,42 @@ class DeliveryWorker:
             self.ctx.metrics.webhook_to_delivery_seconds.observe((utcnow() - delivery.retry_window_start).total_seconds())
         log.info("order %s %s: %s", delivery.order_number, verdict.status, verdict.reason, extra=log_extra)
 
-    async def _settle(self, delivery: Delivery, verdict: Verdict) -> bool:
+    async def _settle_all(self, finished: list[tuple[Delivery, Verdict]]) -> set[int]:
+        """Settle deliveries that finished together, in one transaction; returns the ids this worker still held."""
         async with self.ctx.db.transaction() as session:
-            settled = await DeliveryRepository(session).settle(
-                delivery.id, worker_id=self.worker_id, status=verdict.status, reason=verdict.reason,
-                next_attempt_at=verdict.next_attempt_at, event_body=verdict.event_body, attempt=verdict.attempt,
-            )
-            if settled:  # what the verdict says of the channel's key, shown on its card
-                await record_delivery_verdict(session, delivery, verdict)
-            return settled
+            settled = await DeliveryRepository(session).settle_many(self.worker_id, [
+                Settlement(delivery.id, verdict.status, verdict.reason, verdict.next_attempt_at, verdict.event_body,
+                           verdict.attempt)
+                for delivery, verdict in finished
+            ])
+            told_accepted = []
+            for delivery, verdict in finished:  # what the verdict says of the channel's key, shown on its card
+                if delivery.id in settled and self._tells_of_key(verdict):
+                    assert verdict.channel is not None
+                    await record_delivery_verdict(session, delivery, verdict, key_read_at=verdict.channel.read_at)
+                    if verdict.status == DeliveryStatus.DELIVERED.value:
+                        told_accepted.append(verdict.channel)
+        for channel in told_accepted:
+            self.ctx.channel_configs.key_accepted(channel)
+        return settled
+
+    @staticmethod
+    def _tells_of_key(verdict: Verdict) -> bool:
+        """A refusal of the key always; an acceptance only when the key was not known to work yet (usually it is)."""
+        if verdict.channel is None:
+            return False
+        return verdict.problem is not None or (
+            verdict.status == DeliveryStatus.DELIVERED.value and not verdict.channel.key_accepted
+        )
 
     async def _update_problems(self, installation_id: int, verdict: Verdict) -> None:
         try:
             if not verdict.problem:
-                # Every delivered order resolves its channel's problems: usually none was reported. One query
-                # says so, without loading the installation or asking per key.
+                # Every delivered order resolves its channel's problems: usually none was reported. The channel's
+                # settings say so (read with them, delivery/channel_config.py); else one query, without loading
+                # the installation or asking per key.
+                if verdict.channel is not None and not verdict.channel.reported_problems.intersection(verdict.resolves):
+                    return
                 async with self.ctx.db.session() as session:
                     if not await AppProblemRepository(session).present(installation_id, list(verdict.resolves)):
                         return
@@ -325,16 +357,19 @@ class DeliveryWorker:
             log.exception("updating dashboard problems failed", extra={"installation": installation_id})
 
     async def process(self, delivery: Delivery) -> Verdict:
-        async with self.ctx.db.session() as session:
-            installation = await InstallationRepository(session).get(delivery.installation_id)
-            channel = await ChannelSettingsRepository(session).get(delivery.installation_id, delivery.channel_slug or "")
-        if installation is None or not installation.is_active:
+        channel = await self.ctx.channel_configs.get(delivery.installation_id, delivery.channel_slug or "")
+        verdict = await self._process(delivery, channel)
+        verdict.channel = channel
+        return verdict
+
+    async def _process(self, delivery: Delivery, channel: ChannelConfig) -> Verdict:
+        if not channel.installed:
             return Verdict(DeliveryStatus.SKIPPED.value, "the app is no longer installed in this Saleor")
-        if channel is None or not channel.api_key_encrypted:
+        if not channel.has_key:
             return Verdict(DeliveryStatus.SKIPPED.value, f"channel {delivery.channel_slug!r} has no VTmarketing API key")
         if not channel.enabled:
             return Verdict(DeliveryStatus.SKIPPED.value, f"sending is turned off for channel {delivery.channel_slug!r}")
-        api_key, token = self._readable(channel.api_key_encrypted), self._readable(installation.token_encrypted)
+        api_key, token = channel.api_key, channel.token
         if api_key is None or token is None:
             advice = [text for text, secret in ((TOKEN_UNREADABLE, token), (API_KEY_UNREADABLE, api_key)) if secret is None]
             return Verdict(DeliveryStatus.FAILED.value, " ".join(advice) + " Then resend this order.")
@@ -344,7 +379,7 @@ class DeliveryWorker:
             return Verdict(DeliveryStatus.FAILED.value, f"the stored order cannot be read: {exc}")
         assert payload.order is not None
 
-        lines_or_verdict = await self._enrich(delivery, installation, token)
+        lines_or_verdict = await self._enrich(delivery, channel)
         if isinstance(lines_or_verdict, Verdict):
             return lines_or_verdict
         try:
@@ -357,20 +392,19 @@ class DeliveryWorker:
         body = encode_event(event)
         return await self._send(delivery, api_key, body)
 
-    def _readable(self, ciphertext: str) -> str | None:
-        try:
-            return self.ctx.secrets.decrypt(ciphertext)
-        except SecretUnreadable:
-            return None
-
-    async def _enrich(self, delivery: Delivery, installation: Installation, token: str) -> list[OrderLineDetail] | Verdict:
+    async def _enrich(self, delivery: Delivery, channel: ChannelConfig, *, fresh: bool = False) -> list[OrderLineDetail] | Verdict:
         """The one OrderLines query for this order."""
+        assert channel.saleor_api_url is not None and channel.token is not None
         started_at, started = utcnow(), time.perf_counter()
         try:
-            details = await self.ctx.saleor.order_lines(installation.saleor_api_url, token, delivery.order_id or "")
+            details = await self.ctx.saleor.order_lines(channel.saleor_api_url, channel.token, delivery.order_id or "")
         except SaleorPermissionDenied as exc:
             await self._record(delivery, started_at, started, "permission_denied", None, str(exc), target="saleor")
-            return await self._permission_denied(delivery, installation, token, str(exc))
+            if not fresh:  # the token may have been replaced (a re-install) since it was cached: judge the latest
+                latest = await self.ctx.channel_configs.fresh(delivery.installation_id, delivery.channel_slug or "")
+                if latest.token != channel.token or not latest.installed:
+                    return await self._process_again(delivery, latest)
+            return await self._permission_denied(delivery, channel, str(exc))
         except SaleorError as exc:
             await self._record(delivery, started_at, started, "error", exc.status, str(exc), target="saleor")
             if not exc.retryable:
@@ -378,12 +412,23 @@ class DeliveryWorker:
             return self._retry_or_fail(delivery, f"Saleor could not give the order's lines: {exc}", None)
         return [OrderLineDetail.model_validate(line) for line in details.lines]
 
-    async def _permission_denied(self, delivery: Delivery, installation: Installation, token: str, message: str) -> Verdict:
+    async def _process_again(self, delivery: Delivery, latest: ChannelConfig) -> list[OrderLineDetail] | Verdict:
+        if not latest.installed:
+            return Verdict(DeliveryStatus.SKIPPED.value, "the app is no longer installed in this Saleor")
+        if latest.token is None:
+            return Verdict(DeliveryStatus.FAILED.value, f"{TOKEN_UNREADABLE} Then resend this order.")
+        return await self._enrich(delivery, latest, fresh=True)
+
+    async def _permission_denied(self, delivery: Delivery, channel: ChannelConfig, message: str) -> Verdict:
         """Tell a removed app (token refused again) from a lost permission (token fine, MANAGE_ORDERS gone)."""
+        assert channel.saleor_api_url is not None and channel.token is not None
         try:
-            await self.ctx.saleor.app_id(installation.saleor_api_url, token)
+            await self.ctx.saleor.app_id(channel.saleor_api_url, channel.token)
         except SaleorPermissionDenied:
-            await self.ctx.installations.mark_uninstalled(installation, "Saleor refuses the app token: the app was removed")
+            async with self.ctx.db.session() as session:
+                installation = await InstallationRepository(session).get(delivery.installation_id)
+            if installation is not None:
+                await self.ctx.installations.mark_uninstalled(installation, "Saleor refuses the app token: the app was removed")
             return Verdict(DeliveryStatus.FAILED.value, "Saleor refuses the app token: the app was removed from Saleor")
         except SaleorError:
             pass  # could not tell; treat as the lost permission below, which retries slowly

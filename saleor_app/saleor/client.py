@@ -1,8 +1,12 @@
-"""Talks to an installation's Saleor: GraphQL with `gql` over one shared httpx connection pool."""
+"""Talks to an installation's Saleor: GraphQL with `gql` over the process's small httpx pools (http_pools.py).
+
+One gql session stays open per Saleor API URL and pool (setting a Client and its session up per request cost more
+than the request), and each query document is parsed and printed once per process, not on every request."""
 
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -13,19 +17,49 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 from gql import Client, GraphQLRequest, gql
+from gql.client import AsyncClientSession
 from gql.transport.exceptions import TransportError, TransportProtocolError, TransportQueryError, TransportServerError
 from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import DocumentNode, ExecutionResult
 
 from saleor_app import __version__
+from saleor_app.http_pools import ShardedPools, pool_limits, shared_ssl_context
 from saleor_app.saleor.documents import load_document
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor.url_guard import GuardedNetworkBackend, PrivateAddressRefused, SaleorUrlGuard
 
 
+# The headers of the answer to this task's latest request: the transport is shared by concurrent requests, so its
+# own `response_headers` may be another request's.
+_answer_headers: ContextVar[httpx.Headers | None] = ContextVar("saleor_answer_headers", default=None)
+MAX_SESSIONS = 1000  # a few per installed Saleor; install attempts from other URLs only ever fill it up to here
+
+
+@dataclass(frozen=True)
+class _Document:
+    node: DocumentNode
+    text: str  # printed once: gql would print the document again for every request
+
+
 @cache
-def _parsed(document_name: str) -> DocumentNode:
-    return gql(load_document(document_name))
+def _document(document_name: str) -> _Document:
+    node = gql(load_document(document_name))
+    return _Document(node, GraphQLRequest(node).payload["query"])
+
+
+class _PreparedRequest(GraphQLRequest):
+    """A request whose query text is the document's, printed once."""
+
+    def __init__(self, document: _Document, variables: dict | None) -> None:
+        super().__init__(document.node, variable_values=variables or {})
+        self._text = document.text
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"query": self._text}
+        if self.variable_values:
+            payload["variables"] = self.variable_values
+        return payload
 
 
 class _PooledTransport(HTTPXAsyncTransport):
@@ -40,6 +74,10 @@ class _PooledTransport(HTTPXAsyncTransport):
 
     async def close(self) -> None:
         self.client = None  # the shared client outlives the session
+
+    def _get_json_result(self, response: httpx.Response) -> Any:
+        _answer_headers.set(response.headers)
+        return super()._get_json_result(response)
 
 
 def _plain_words(exc: BaseException) -> str:
@@ -83,10 +121,10 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
     Saleor is resolved, checked, and opened to the checked address."""
 
     def __init__(self, guard: SaleorUrlGuard, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
+        super().__init__(limits=limits, verify=shared_ssl_context())
         # httpx builds its pool without a network backend option; the pool is rebuilt with the same limits.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=shared_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -126,22 +164,39 @@ class LineDetails:
 
 class SaleorClient:
     def __init__(self, *, timeout: float = 10.0, connect_timeout: float = 3.0, metrics: Any = None,
-                 url_guard: SaleorUrlGuard | None = None) -> None:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+                 url_guard: SaleorUrlGuard | None = None, max_in_flight: int = 64) -> None:
+        limits = pool_limits()
         # Without a guard (or with ALLOW_PRIVATE_SALEOR_URLS) connections open as httpx opens them.
         guarded = url_guard is not None and not url_guard.allow_private
         self.url_guard = url_guard or SaleorUrlGuard(allow_private=True)
-        self._http = httpx.AsyncClient(
+        self._pools = ShardedPools(lambda: httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=limits,
+            verify=shared_ssl_context(),
             transport=_GuardedTransport(self.url_guard, limits) if guarded else None,
             headers={"User-Agent": f"saleor-vtmarketing/{__version__}"},
             follow_redirects=False,
-        )
+        ), max_in_flight=max_in_flight)
         self._metrics = metrics
+        self._sessions: dict[tuple[str, int], AsyncClientSession] = {}
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for session in self._sessions.values():
+            await session.client.close_async()
+        self._sessions.clear()
+        await self._pools.aclose()
+
+    async def _session(self, api_url: str, pool: int) -> AsyncClientSession:
+        """The open gql session for this Saleor over this pool (requests carry their own token: installations
+        share nothing)."""
+        session = self._sessions.get((api_url, pool))
+        if session is None:
+            transport = _PooledTransport(api_url, self._pools.clients[pool])
+            session = await Client(transport=transport, fetch_schema_from_transport=False).connect_async()
+            if len(self._sessions) >= MAX_SESSIONS:
+                self._sessions.clear()  # nothing to close: the sessions borrow the process's httpx clients
+            session = self._sessions.setdefault((api_url, pool), session)
+        return session
 
     async def execute(self, api_url: str, token: str | None, document_name: str, variables: dict | None = None) -> ExecutionResult:
         return (await self._execute(api_url, token, document_name, variables))[0]
@@ -150,19 +205,20 @@ class SaleorClient:
                        variables: dict | None = None) -> tuple[ExecutionResult, datetime | None]:
         """The answer, and Saleor's clock when it gave it (from the transport's last response headers)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        transport = _PooledTransport(api_url, self._http)
         started = time.perf_counter()
+        _answer_headers.set(None)
         try:
-            async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+            with self._pools.least_busy() as pool:
+                session = await self._session(api_url, pool)
                 result = await session.execute(
-                    GraphQLRequest(_parsed(document_name), variable_values=variables or {}),
+                    _PreparedRequest(_document(document_name), variables),
                     get_execution_result=True,
-                    extra_args={"headers": headers},  # per request: the pooled client is shared by installations
+                    extra_args={"headers": headers},  # per request: the pooled clients are shared by installations
                 )
-                return result, saleor_time(transport.response_headers)
+            return result, saleor_time(_answer_headers.get())
         except TransportQueryError as exc:
             # GraphQL errors (PermissionDenied on a field, say) come with partial data; callers judge them.
-            return ExecutionResult(data=exc.data, errors=exc.errors), saleor_time(transport.response_headers)
+            return ExecutionResult(data=exc.data, errors=exc.errors), saleor_time(_answer_headers.get())
         except TransportServerError as exc:
             code = exc.code if isinstance(exc.code, int) else None
             retryable = code is None or code >= 500 or code in (408, 429)
@@ -175,7 +231,8 @@ class SaleorClient:
 
     async def fetch_jwks(self, api_url: str) -> str:
         try:
-            response = await self._http.get(jwks_url(api_url))
+            with self._pools.least_busy() as pool:
+                response = await self._pools.clients[pool].get(jwks_url(api_url))
         except httpx.HTTPError as exc:
             refused = _private_address_refusal(exc)
             raise SaleorError(f"JWKS could not be fetched: {refused or type(exc).__name__}") from exc

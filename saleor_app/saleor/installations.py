@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from saleor_app.config import Settings
+from saleor_app.delivery.channel_config import ChannelConfigCache, notify_config_changed
 from saleor_app.saleor.client import SaleorClient
 from saleor_app.saleor.exceptions import (
     InvalidSignature,
@@ -55,8 +56,11 @@ def saleor_api_url_from(headers: Mapping[str, str]) -> str | None:
 
 
 class InstallationService:
-    def __init__(self, settings: Settings, db: Database, saleor: SaleorClient, secrets: SecretBox) -> None:
+    def __init__(self, settings: Settings, db: Database, saleor: SaleorClient, secrets: SecretBox, *,
+                 channel_configs: ChannelConfigCache | None = None) -> None:
         self.settings = settings
+        # The worker's cache of installations and channels: told of a re-install or an uninstall at once.
+        self.channel_configs = channel_configs
         self.db = db
         self.saleor = saleor
         self.secrets = secrets
@@ -100,7 +104,10 @@ class InstallationService:
                 saleor_api_url=api_url, app_id=identity.app_id, token_encrypted=self.secrets.encrypt(auth_token),
                 jwks=jwks, saleor_time=identity.saleor_time,
             )
+            await notify_config_changed(session)
         self._by_api_url.pop(api_url, None)
+        if self.channel_configs is not None:
+            self.channel_configs.invalidate(installation.id)
         log.info("installed for %s (app %s, installation %s)", api_url, identity.app_id, installation.id)
         return installation
 
@@ -183,5 +190,8 @@ class InstallationService:
     async def mark_uninstalled(self, installation: Installation, reason: str) -> None:
         async with self.db.transaction() as session:
             await InstallationRepository(session).mark_uninstalled(installation.id, reason)
+            await notify_config_changed(session)
         self._by_api_url.pop(installation.saleor_api_url, None)
+        if self.channel_configs is not None:
+            self.channel_configs.invalidate(installation.id)
         log.warning("installation %s marked uninstalled: %s", installation.id, reason)

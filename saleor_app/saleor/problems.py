@@ -112,6 +112,7 @@ class ProblemReporter:
         async with self.ctx.db.transaction() as session:
             if not await AppProblemRepository(session).claim(installation.id, key, message):
                 return
+        self.ctx.channel_configs.invalidate(installation.id)  # the worker's list of reported problems
         try:
             result = await self.ctx.saleor.execute(
                 installation.saleor_api_url, token, "since-3.22/app_problem_create.mutation.graphql",
@@ -146,3 +147,4 @@ class ProblemReporter:
         async with self.ctx.db.transaction() as session:
             for key in present:
                 await AppProblemRepository(session).remove(installation.id, key)
+        self.ctx.channel_configs.invalidate(installation.id)

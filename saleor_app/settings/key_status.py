@@ -24,10 +24,12 @@ def _order_label(delivery: Delivery) -> str:
     return f"order #{delivery.order_number}" if delivery.order_number else "an order"
 
 
-async def record_delivery_verdict(session: AsyncSession, delivery: Delivery, verdict: Any) -> None:
+async def record_delivery_verdict(session: AsyncSession, delivery: Delivery, verdict: Any, *,
+                                  key_read_at: datetime | None = None) -> None:
     """After the worker's verdict on `delivery` (its `status`, and its dashboard `problem` (key, message) if any):
     a delivered order proves the key works; the key-refused problem says VTmarketing refused it (401/403).
-    Anything else (an outage, a malformed order, a skipped channel) says nothing about the key."""
+    Anything else (an outage, a malformed order, a skipped channel) says nothing about the key. `key_read_at`: when
+    the worker read the key it sent (its cache's read time; by default the claim's)."""
     channel = delivery.channel_slug
     if not channel:
         return
@@ -39,9 +41,9 @@ async def record_delivery_verdict(session: AsyncSession, delivery: Delivery, ver
         message = f"VTmarketing refused this key for {_order_label(delivery)}: {_detail(verdict.reason)}."
     else:
         return
-    # The claim set `updated_at`; the worker read the key after that.
     await ChannelSettingsRepository(session).record_key_verdict(
-        delivery.installation_id, channel, status=status, message=message, at=utcnow(), key_read_at=delivery.updated_at
+        delivery.installation_id, channel, status=status, message=message, at=utcnow(),
+        key_read_at=key_read_at or delivery.updated_at,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from saleor_app.context import AppContext
+from saleor_app.delivery.channel_config import notify_config_changed
 from saleor_app.delivery.service import DeliveryService
 from saleor_app.saleor.exceptions import SaleorError, SaleorPermissionDenied
 from saleor_app.saleor import problems
@@ -158,6 +159,10 @@ class ChannelSettingsService:
                 row.order_id = order_id
             await session.flush()
             view = ChannelSettingsView.of(row, channel)
+            if changed:
+                await notify_config_changed(session)  # other processes' workers (delivery/channel_config.py)
+        if changed:
+            self.ctx.channel_configs.invalidate(installation_id)
         if "apiKey" in changed:
             await self._on_key_changed(installation_id, channel)
         return ChannelUpdate(view, tuple(changed))
@@ -179,6 +184,7 @@ class ChannelSettingsService:
             await record_test_verdict(
                 session, installation_id, channel, accepted=accepted, detail=detail, key_read_at=key_read_at
             )
+        self.ctx.channel_configs.invalidate(installation_id)  # what the worker knows of the key's status
         if accepted:
             await self._on_key_changed(installation_id, channel)
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -167,6 +168,12 @@ class DeliveryStatus(str, enum.Enum):
 
 # States the worker still has to act on.
 OPEN_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value, DeliveryStatus.DELIVERING.value)
+# States that wait in the queue for their `next_attempt_at`.
+QUEUED_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value)
+# The queue index's condition, spelled with literals: a partial index serves a query only when the planner can see
+# that the query's condition implies it, which neither SQLite nor a generic PostgreSQL plan can see through a bound
+# parameter. The claim repeats this exact text (storage/repositories.py).
+QUEUED_CONDITION = "status IN ('pending', 'retrying')"
 
 
 # The outcome and text of an attempt whose worker never saw its end (it died or was stopped mid-send), written when
@@ -188,6 +195,9 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("installation_id", "order_id", name="uq_deliveries_installation_order"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # The queue in claim order: a claim reads its first `limit` entries and stops, however many are due.
+        Index("ix_deliveries_queue", "next_attempt_at", sqlite_where=text(QUEUED_CONDITION),
+              postgresql_where=text(QUEUED_CONDITION)),
         Index("ix_deliveries_installation_received", "installation_id", "received_at"),
     )
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from sqlalchemy import Interval, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Integer, Interval, and_, bindparam, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -15,6 +15,8 @@ from saleor_app.storage.models import (
     INTERRUPTED_NOTE,
     INTERRUPTED_OUTCOME,
     OPEN_STATUSES,
+    QUEUED_CONDITION,
+    UTCDateTime,
     AppProblem,
     BackfillCursor,
     ChannelName,
@@ -84,6 +86,19 @@ class InstallationRepository:
         installation.status_reason = None
         await self.session.flush()
         return installation
+
+    async def channel_config(self, installation_id: int, channel_slug: str):  # type: ignore[no-untyped-def]
+        """What delivering an order of this channel needs, in one query: the installation's URL, status and token
+        ciphertext, and the channel's settings (None where the channel has none). None: no such installation."""
+        channel = ChannelSettings
+        query = (
+            select(Installation.saleor_api_url, Installation.status, Installation.token_encrypted,
+                   channel.id.label("channel_id"), channel.api_key_encrypted, channel.enabled, channel.item_id,
+                   channel.order_id, channel.key_status)
+            .outerjoin(channel, and_(channel.installation_id == Installation.id, channel.channel_slug == channel_slug))
+            .where(Installation.id == installation_id)
+        )
+        return (await self.session.execute(query)).first()
 
     async def update_jwks(self, installation_id: int, jwks: str) -> None:
         await self.session.execute(
@@ -208,6 +223,33 @@ class NewDelivery:
     payload_warning: str | None = None
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """Where one claimed delivery goes next (see DeliveryRepository.settle_many)."""
+
+    delivery_id: int
+    status: str
+    reason: str | None
+    next_attempt_at: datetime | None = None
+    event_body: str | None = None  # None: keep what was last sent
+    attempt: dict | None = None  # the VTmarketing attempt that led here (started_at, duration_ms, outcome, …)
+
+
+# One statement for a batch of settlements (a Core executemany: compiled once, every row with its own values; an
+# ORM update() with a list would be the ORM's bulk update by primary key instead).
+_deliveries = Delivery.__table__
+_SETTLE = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"), reason=bindparam("b_reason"), next_attempt_at=bindparam("b_next"),
+        lease_until=None, claimed_by=None, updated_at=bindparam("b_now"), finished_at=bindparam("b_finished"),
+        event_body=func.coalesce(bindparam("b_body", type_=_deliveries.c.event_body.type), _deliveries.c.event_body),
+        attempt_count=_deliveries.c.attempt_count + bindparam("b_attempted", type_=Integer()),
+    )
+)
+
+
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -253,42 +295,71 @@ class DeliveryRepository:
 
     async def claim_due(self, *, worker_id: str, limit: int, lease_seconds: float, reclaim_expired: bool,
                         now: datetime | None = None) -> list[Delivery]:
-        """Take up to `limit` deliveries that are due for this worker (see delivery/lease.py).
+        """Take up to `limit` deliveries that are due for this worker (see delivery/lease.py), oldest due first.
+
+        One UPDATE … WHERE id IN (the first `limit` entries of the queue index) RETURNING: the claim reads `limit`
+        index entries and stops, so it costs the same with 10 or 10,000 orders due. On PostgreSQL the rows are
+        locked with FOR UPDATE SKIP LOCKED, so concurrent claimers never wait for each other nor take the same row.
 
         With `reclaim_expired` (PostgreSQL), also deliveries whose holder's lease ran out by the database's clock,
-        never this worker's own; such a take-over is written in the delivery's log as an interrupted attempt. The
-        row locks are skipped by concurrent claimers (FOR UPDATE SKIP LOCKED), so two workers never claim the same
-        delivery. Without it (SQLite: one process), a delivery in flight is never taken again.
+        never this worker's own; such a take-over is written in the delivery's log as an interrupted attempt.
+        Without it (SQLite: one process), a delivery in flight is never taken again.
         """
         now = now or utcnow()
-        due = and_(
-            Delivery.status.in_((DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value)),
-            Delivery.next_attempt_at <= now,
-        )
+        claimed: list[Delivery] = []
         if reclaim_expired:
-            due = or_(due, and_(
-                Delivery.status == DeliveryStatus.DELIVERING.value,
-                Delivery.lease_until < self._database_now(),
-                Delivery.claimed_by != worker_id,
-            ))
-        rows = (await self.session.execute(
-            select(Delivery.id, Delivery.status).where(due).order_by(Delivery.next_attempt_at).limit(limit)
+            claimed = await self._take_over_expired(worker_id, limit, lease_seconds, now)
+        if len(claimed) < limit:
+            claimed += await self._take(self._queue_head(limit - len(claimed), now), worker_id, lease_seconds, now)
+        return claimed
+
+    def _queue_head(self, limit: int, now: datetime):  # type: ignore[no-untyped-def]
+        """The ids of the first `limit` due deliveries, read in order from the queue index (no sort)."""
+        return self._queue_read("id", "AND next_attempt_at <= :now", limit).bindparams(
+            bindparam("now", now, type_=UTCDateTime())
+        ).columns(Delivery.id)
+
+    def _queue_read(self, column: str, condition: str, limit: int):  # type: ignore[no-untyped-def]
+        """A read of the queue index in order. Written out: the index's condition must appear with its literals
+        (QUEUED_CONDITION), and SQLite, whose planner without statistics would read ix_deliveries_due and sort
+        every due row, is told the index (SQLAlchemy has no index hint for SQLite). PostgreSQL's rows are locked
+        and skipped by concurrent claimers."""
+        postgres = _is_postgres(self.session)
+        index = "" if postgres else " INDEXED BY ix_deliveries_queue"
+        lock = " FOR UPDATE SKIP LOCKED" if postgres and column == "id" else ""
+        return text(
+            f"SELECT {column} FROM deliveries{index} WHERE {QUEUED_CONDITION} {condition} "
+            f"ORDER BY next_attempt_at LIMIT {int(limit)}{lock}"
+        )
+
+    async def _take_over_expired(self, worker_id: str, limit: int, lease_seconds: float, now: datetime) -> list[Delivery]:
+        """Rare: a worker died (or lost the database for a whole lease) holding these. Few rows are ever in flight,
+        so this reads a short range of the status index."""
+        expired = (
+            select(Delivery.id)
+            .where(Delivery.status == DeliveryStatus.DELIVERING.value, Delivery.lease_until < self._database_now(),
+                   Delivery.claimed_by != worker_id)
+            .limit(limit)
             .with_for_update(skip_locked=True)
-        )).all()
-        if not rows:
+        )
+        ids = list(await self.session.scalars(expired))
+        if not ids:
             return []
-        ids = [row.id for row in rows]
-        taken_over = [row.id for row in rows if row.status == DeliveryStatus.DELIVERING.value]
-        if taken_over:  # rare: a worker died (or lost the database for a whole lease) holding these
-            await self._record_interrupted(Delivery.id.in_(taken_over))
-        await self.session.execute(
+        await self._record_interrupted(Delivery.id.in_(ids))
+        return await self._take(ids, worker_id, lease_seconds, now)
+
+    async def _take(self, which, worker_id: str, lease_seconds: float, now: datetime) -> list[Delivery]:  # type: ignore[no-untyped-def]
+        statement = (
             update(Delivery)
-            .where(Delivery.id.in_(ids))
+            .where(Delivery.id.in_(which))
             .values(status=DeliveryStatus.DELIVERING.value, claimed_by=worker_id,
                     lease_until=self._lease_end(lease_seconds, now), updated_at=now)
+            .returning(Delivery)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        rows = await self.session.scalars(select(Delivery).where(Delivery.id.in_(ids)).execution_options(populate_existing=True))
-        return list(rows)
+        rows = list(await self.session.scalars(statement))
+        rows.sort(key=lambda d: (d.next_attempt_at is None, d.next_attempt_at or now))  # RETURNING has no order
+        return rows
 
     def _database_now(self):  # type: ignore[no-untyped-def]
         """The database's clock on PostgreSQL (leases are judged by it, never by a worker's own clock)."""
@@ -320,11 +391,9 @@ class DeliveryRepository:
         await self.session.execute(update(Delivery).where(which).values(attempt_count=Delivery.attempt_count + 1))
 
     async def next_due_at(self) -> datetime | None:
-        return await self.session.scalar(
-            select(func.min(Delivery.next_attempt_at)).where(
-                Delivery.status.in_((DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value))
-            )
-        )
+        """When the queue's first delivery is due: the first entry of the queue index."""
+        query = self._queue_read("next_attempt_at", "AND next_attempt_at IS NOT NULL", 1)
+        return await self.session.scalar(query.columns(Delivery.next_attempt_at))
 
     async def record_attempt(
         self,
@@ -353,44 +422,33 @@ class DeliveryRepository:
             update(Delivery).where(Delivery.id == delivery_id).values(attempt_count=Delivery.attempt_count + 1)
         )
 
-    async def settle(
-        self,
-        delivery_id: int,
-        *,
-        worker_id: str,
-        status: str,
-        reason: str | None,
-        next_attempt_at: datetime | None = None,
-        event_body: str | None = None,
-        attempt: dict | None = None,
-    ) -> bool:
-        """Move a claimed delivery to its next state, with the attempt that led there (one UPDATE, one INSERT).
-        False if this worker no longer holds it (lease lost); then nothing is written, so a settle that is tried
+    async def settle_many(self, worker_id: str, settlements: Sequence[Settlement]) -> set[int]:
+        """Move claimed deliveries to their next states, each with the attempt that led there: one SELECT (locking
+        the rows this worker still holds), one UPDATE and one INSERT, each run once for the whole batch. Returns the
+        ids settled; one this worker no longer holds (lease lost) is left untouched, so a settle that is tried
         again after an uncertain commit never records its attempt twice."""
+        if not settlements:
+            return set()
+        held = set(await self.session.scalars(
+            select(Delivery.id)
+            .where(Delivery.id.in_([s.delivery_id for s in settlements]), Delivery.claimed_by == worker_id,
+                   Delivery.status == DeliveryStatus.DELIVERING.value)
+            .with_for_update()
+        ))
+        mine = [s for s in settlements if s.delivery_id in held]
+        if not mine:
+            return held
         now = utcnow()
-        values: dict = dict(
-            status=status,
-            reason=reason,
-            next_attempt_at=next_attempt_at,
-            lease_until=None,
-            claimed_by=None,
-            updated_at=now,
-            finished_at=None if status in OPEN_STATUSES else now,
+        await self.session.execute(
+            _SETTLE,
+            [dict(b_id=s.delivery_id, b_status=s.status, b_reason=s.reason, b_next=s.next_attempt_at, b_now=now,
+                  b_finished=None if s.status in OPEN_STATUSES else now, b_body=s.event_body,
+                  b_attempted=0 if s.attempt is None else 1) for s in mine],
         )
-        if event_body is not None:
-            values["event_body"] = event_body
-        if attempt is not None:
-            values["attempt_count"] = Delivery.attempt_count + 1
-        result = await self.session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.DELIVERING.value)
-            .values(**values)
-        )
-        if result.rowcount != 1:
-            return False
-        if attempt is not None:
-            await self.session.execute(insert(DeliveryAttempt).values(delivery_id=delivery_id, target="vtmarketing", **attempt))
-        return True
+        attempts = [dict(delivery_id=s.delivery_id, target="vtmarketing", **s.attempt) for s in mine if s.attempt]
+        if attempts:
+            await self.session.execute(insert(DeliveryAttempt), attempts)
+        return held
 
     async def release_claims(self, worker_id: str) -> int:
         """Give back what a stopping worker still holds (sends cut short by the end of the grace period), so another
@@ -538,6 +596,10 @@ class AppProblemRepository:
         await self.session.execute(
             delete(AppProblem).where(AppProblem.installation_id == installation_id, AppProblem.key == key)
         )
+
+    async def keys(self, installation_id: int) -> set[str]:
+        """Every problem recorded for this installation (usually none)."""
+        return set(await self.session.scalars(select(AppProblem.key).where(AppProblem.installation_id == installation_id)))
 
     async def present(self, installation_id: int, keys: list[str]) -> list[str]:
         """Which of `keys` are recorded for this installation, in one query."""

@@ -4,8 +4,8 @@
 `outcome` tells the delivery layer what to do next (stop, retry later, or give up and tell the merchant). That keeps
 the retry policy in one place (the delivery engine) and the knowledge of HTTP and of VTmarketing's answers here.
 
-One `httpx.AsyncClient` is shared by every send so connections to VTmarketing are pooled and kept alive: opening a
-TLS connection per order would multiply latency and load under a burst of orders.
+Connections to VTmarketing are pooled and kept alive (opening a TLS connection per order would multiply latency and
+load under a burst of orders), in several small pools rather than one large one (see http_pools.py).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from saleor_app import __version__
+from saleor_app.http_pools import ShardedPools, pool_limits, shared_ssl_context
 
 __all__ = ["Outcome", "SendResult", "USER_AGENT", "VTMarketingClient", "parse_retry_after"]
 
@@ -78,8 +79,9 @@ class VTMarketingClient:
     """Sends encoded events to VTmarketing over a shared, pooled connection.
 
     `timeout` bounds waiting for VTmarketing once connected (and the whole exchange, together with
-    `connect_timeout`), `connect_timeout` bounds opening a connection. `transport` lets tests inject an
-    `httpx.MockTransport`; the pool limits only apply to the default transport.
+    `connect_timeout`), `connect_timeout` bounds opening a connection. `max_in_flight`: how many sends may run at
+    once (the delivery concurrency, plus a few test events); it sets the number of pools. `transport` lets tests
+    inject an `httpx.MockTransport` (then one pool); the pool limits only apply to the default transport.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class VTMarketingClient:
         *,
         timeout: float = 10.0,
         connect_timeout: float = 3.0,
+        max_in_flight: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not api_url.startswith(("http://", "https://")):
@@ -97,11 +100,14 @@ class VTMarketingClient:
         self.api_url = api_url
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            # Sized for the delivery engine's concurrency (up to ~64 sends at once) so sends never queue for a
-            # connection in normal operation, and keep-alive connections are reused between bursts.
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30.0),
+        # A test's MockTransport: one pool (the limits only apply to the default transport).
+        self._pools = ShardedPools(lambda: self._new_client(transport), max_in_flight=1 if transport else max_in_flight)
+
+    def _new_client(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            limits=pool_limits(keepalive_expiry=30.0),
+            verify=shared_ssl_context(),
             transport=transport,
             headers={
                 "User-Agent": USER_AGENT,
@@ -122,7 +128,7 @@ class VTMarketingClient:
 
     async def aclose(self) -> None:
         """Close the pooled connections; call once at shutdown."""
-        await self._client.aclose()
+        await self._pools.aclose()
 
     async def send(self, api_key: str, body: bytes) -> SendResult:
         """POST one encoded event with the channel's API key and classify what happened.
@@ -141,8 +147,8 @@ class VTMarketingClient:
 
         status: int | None = None
         try:
-            async with asyncio.timeout(self.connect_timeout + self.timeout):
-                async with self._client.stream(
+            with self._pools.least_busy() as pool:
+                async with asyncio.timeout(self.connect_timeout + self.timeout), self._pools.clients[pool].stream(
                     "POST", self.api_url, content=body, headers={"Authorization": key}
                 ) as response:
                     status = response.status_code
