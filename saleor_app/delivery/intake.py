@@ -43,8 +43,7 @@ class OrderIntake:
         """Store new deliveries in one transaction and wake the worker. Returns new ids (None where already known)."""
         try:
             async with self.db.transaction() as session:
-                repo = DeliveryRepository(session)
-                ids = [await repo.add_if_new(new) for new in deliveries]
+                ids = await DeliveryRepository(session).add_all_if_new(deliveries)
                 if any(ids):
                     await self.signal.notify_in(session)
         except (SQLAlchemyError, OSError) as exc:
