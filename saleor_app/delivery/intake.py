@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -37,12 +38,13 @@ class OrderIntake:
         self.db = db
         self.signal = signal
         self.metrics = metrics
-        self._group = GroupCommit(self.store)
+        self._group = GroupCommit(functools.partial(self.store, urgent=True))
 
-    async def store(self, deliveries: list[NewDelivery]) -> list[int | None]:
-        """Store new deliveries in one transaction and wake the worker. Returns new ids (None where already known)."""
+    async def store(self, deliveries: list[NewDelivery], *, urgent: bool = False) -> list[int | None]:
+        """Store new deliveries in one transaction and wake the worker. Returns new ids (None where already known).
+        `urgent`: someone waits for the answer (a webhook): before the worker's waiting writes."""
         try:
-            async with self.db.transaction() as session:
+            async with self.db.transaction(urgent=urgent) as session:
                 ids = await DeliveryRepository(session).add_all_if_new(deliveries)
                 if any(ids):
                     await self.signal.notify_in(session)
