@@ -236,7 +236,7 @@ def bare_figures(b: Bench) -> dict[str, Any]:
 
 def closed_value(result: WrkResult, cpu_per_request: float, what: str = "webhook") -> str:
     return (f"{result.rate:.0f}/s ({result.ok} in {result.elapsed:.1f} s{status_note(result)}; wrk p50 "
-            f"{ms(result.percentile(50))} / p99 {ms(result.percentile(99))} ms); CPU {ms(cpu_per_request)} ms/{what}")
+            f"{ms(result.percentile(50))} / p99 {ms(result.percentile(99))} ms); CPU {cpu_per_request * 1000:.3f} ms/{what}")
 
 
 def ingest_rows(b: Bench, s: str, bare: dict[str, Any], web: dict[str, Any], app: dict[str, Any], *,

@@ -59,20 +59,25 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, mig
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await ctx.db.migrate()
-        worker_task = None
+        worker_task = intake_first_task = None
         if run_worker:
+            from saleor_app.delivery.intake_first import IntakeFirst
             from saleor_app.worker_runtime import build_worker
 
             worker = build_worker(ctx)
             app.state.worker = worker
             worker_task = asyncio.create_task(worker.run())
+            # The worker shares this loop with the webhooks: it never starves them (delivery/intake_first.py).
+            intake_first_task = asyncio.create_task(IntakeFirst(worker, ctx.intake).run())
         try:
             yield
         finally:
             if worker_task is not None:
+                intake_first_task.cancel()
                 app.state.worker.stop()
                 log.info(STOPPING_WORKER)
                 await worker_task
+                await asyncio.gather(intake_first_task, return_exceptions=True)
             await ctx.aclose()
 
     from saleor_app.feed.router import router as feed_router

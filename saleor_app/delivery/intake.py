@@ -7,6 +7,7 @@ import asyncio
 import enum
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,6 +40,7 @@ class OrderIntake:
         self.signal = signal
         self.metrics = metrics
         self._group = GroupCommit(functools.partial(self.store, urgent=True))
+        self.last_received = float("-inf")  # time.monotonic() of the latest webhook (see intake_first.py)
 
     async def store(self, deliveries: list[NewDelivery], *, urgent: bool = False) -> list[int | None]:
         """Store new deliveries in one transaction and wake the worker. Returns new ids (None where already known).
@@ -58,6 +60,7 @@ class OrderIntake:
         return ids
 
     async def receive_order_confirmed(self, installation: Installation, body: bytes) -> IntakeOutcome:
+        self.last_received = time.monotonic()
         try:
             payload = parse_order_confirmed(body)
         except PayloadError as exc:

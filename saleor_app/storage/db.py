@@ -130,7 +130,7 @@ class Database:
         self.file = sqlite_file_of(url)
         self._file_identity: tuple[int, int] | None = None
         self._file_problem_logged = 0.0
-        kwargs: dict = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
+        kwargs: dict = {"echo": echo, "pool_pre_ping": not self.is_sqlite, **({"pool_reset_on_return": None} if self.is_sqlite else {})}
         if self.is_sqlite:
             if self.file is not None:
                 create_private_file(self.file)
