@@ -40,7 +40,10 @@ class OrderIntake:
         self.signal = signal
         self.metrics = metrics
         self._group = GroupCommit(functools.partial(self.store, urgent=True))
-        self.last_received = float("-inf")  # time.monotonic() of the latest webhook (see intake_first.py)
+        # For the embedded worker's manners (intake_first.py): the latest webhook's time.monotonic(), and how many
+        # are between arrival and answer right now.
+        self.last_received = float("-inf")
+        self.in_progress = 0
 
     async def store(self, deliveries: list[NewDelivery], *, urgent: bool = False) -> list[int | None]:
         """Store new deliveries in one transaction and wake the worker. Returns new ids (None where already known).
@@ -61,6 +64,13 @@ class OrderIntake:
 
     async def receive_order_confirmed(self, installation: Installation, body: bytes) -> IntakeOutcome:
         self.last_received = time.monotonic()
+        self.in_progress += 1
+        try:
+            return await self._receive(installation, body)
+        finally:
+            self.in_progress -= 1
+
+    async def _receive(self, installation: Installation, body: bytes) -> IntakeOutcome:
         try:
             payload = parse_order_confirmed(body)
         except PayloadError as exc:
