@@ -99,9 +99,9 @@ class WriteLock:
             try:
                 await turn
             except asyncio.CancelledError:
-                if turn.done() and not turn.cancelled():
+                if not turn.cancelled():
                     self._pass_on()  # it was our turn already: give it to the next
-                else:
+                elif turn in self._waiting[urgent]:  # (_pass_on may have skipped it already)
                     self._waiting[urgent].remove(turn)
                 raise
         else:
@@ -130,10 +130,14 @@ class Database:
         self.file = sqlite_file_of(url)
         self._file_identity: tuple[int, int] | None = None
         self._file_problem_logged = 0.0
-        kwargs: dict = {"echo": echo, "pool_pre_ping": not self.is_sqlite, **({"pool_reset_on_return": None} if self.is_sqlite else {})}
+        kwargs: dict = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
             if self.file is not None:
                 create_private_file(self.file)
+            # No rollback when a connection goes back to the pool: every use already ends its transaction (session
+            # and connection context managers roll back on error), and on SQLite that rollback was one more hand-off
+            # to aiosqlite's thread after every commit, a loop turn when the loop is busy.
+            kwargs["pool_reset_on_return"] = None
         else:
             kwargs.update(pool_size=10, max_overflow=20)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
