@@ -83,21 +83,34 @@ def _log_refusal(request: Request, exc: AppError) -> None:
         log.warning("%s for %s: %s %s: %s", verb, saleor, exc.status_code, exc.code, exc.message)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    # `{"error": {"code", "message"}}` is the shape Saleor shows in the dashboard when the install POST fails.
-    @app.exception_handler(AppError)
-    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        _log_refusal(request, exc)
-        return JSONResponse(
-            {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code,
-            headers=exc.headers,
-        )
+# `{"error": {"code", "message"}}` is the shape Saleor shows in the dashboard when the install POST fails.
+async def app_error_response(request: Request, exc: AppError) -> JSONResponse:
+    _log_refusal(request, exc)
+    return JSONResponse(
+        {"success": False, "error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
-    # The database failing under any request (unreachable, read-only, full): "not now", so callers retry (Saleor
-    # does on 5xx), rather than a bare 500. A refused connection surfaces from asyncpg as a plain OSError.
-    @app.exception_handler(SQLAlchemyError)
-    @app.exception_handler(OSError)
-    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.error("answering 503 %s: %s", _where(request), type(exc).__name__)  # its text may quote stored data
-        error = ServiceUnavailable("The app cannot reach its database right now; try again shortly.")
-        return JSONResponse({"success": False, "error": {"code": error.code, "message": error.message}}, status_code=503)
+
+# The database failing under any request (unreachable, read-only, full): "not now", so callers retry (Saleor
+# does on 5xx), rather than a bare 500. A refused connection surfaces from asyncpg as a plain OSError.
+async def database_unavailable_response(request: Request, exc: Exception) -> JSONResponse:
+    log.error("answering 503 %s: %s", _where(request), type(exc).__name__)  # its text may quote stored data
+    error = ServiceUnavailable("The app cannot reach its database right now; try again shortly.")
+    return JSONResponse({"success": False, "error": {"code": error.code, "message": error.message}}, status_code=503)
+
+
+async def error_response(request: Request, exc: Exception) -> JSONResponse | None:
+    """The answer the handlers below give to `exc`, for an endpoint the app calls without its router
+    (app.py: the webhooks); None when no handler takes it (a bug: the server answers 500)."""
+    if isinstance(exc, AppError):
+        return await app_error_response(request, exc)
+    if isinstance(exc, (SQLAlchemyError, OSError)):
+        return await database_unavailable_response(request, exc)
+    return None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, app_error_response)  # type: ignore[arg-type]
+    app.add_exception_handler(SQLAlchemyError, database_unavailable_response)
+    app.add_exception_handler(OSError, database_unavailable_response)

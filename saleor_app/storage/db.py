@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import AsyncIterator
@@ -81,6 +82,45 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+class WriteLock:
+    """SQLite's one writer, taken in turn by this process's writes; an urgent write (a webhook's commit, which
+    Saleor waits for) goes before every ordinary one waiting (the worker's claims and settles), so a busy worker
+    adds at most one write to a webhook's wait, not all it has queued."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
+
+    @asynccontextmanager
+    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        if self._held or self._waiting[True] or self._waiting[False]:
+            turn = asyncio.get_running_loop().create_future()
+            self._waiting[urgent].append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if not turn.cancelled():
+                    self._pass_on()  # it was our turn already: give it to the next
+                elif turn in self._waiting[urgent]:  # (_pass_on may have skipped it already)
+                    self._waiting[urgent].remove(turn)
+                raise
+        else:
+            self._held = True
+        try:
+            yield
+        finally:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        for queue in (self._waiting[True], self._waiting[False]):
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # held on: the lock goes straight to the next writer
+                    return
+        self._held = False
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -94,6 +134,10 @@ class Database:
         if self.is_sqlite:
             if self.file is not None:
                 create_private_file(self.file)
+            # No rollback when a connection goes back to the pool: every use already ends its transaction (session
+            # and connection context managers roll back on error), and on SQLite that rollback was one more hand-off
+            # to aiosqlite's thread after every commit, a loop turn when the loop is busy.
+            kwargs["pool_reset_on_return"] = None
         else:
             kwargs.update(pool_size=10, max_overflow=20)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -101,7 +145,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "connect", self._remember_file)
             # SQLite allows one writer; serialising our own writes in-process avoids "database is locked" churn.
-            self.write_lock: asyncio.Lock | None = asyncio.Lock()
+            self.write_lock: WriteLock | None = WriteLock()
         else:
             self.write_lock = None
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -112,11 +156,12 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one committed transaction (serialised per process on SQLite). On SQLite the file is checked
-        before and after (one os.stat each): a commit into a file that is gone raises DatabaseFileGone, so the caller
-        never acknowledges it. Every outcome is reported to `write_health`."""
-        async with self.write_lock if self.write_lock is not None else nullcontext():
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in one committed transaction (serialised per process on SQLite, `urgent` ones first: see
+        WriteLock). On SQLite the file is checked before and after (one os.stat each): a commit into a file that is
+        gone raises DatabaseFileGone, so the caller never acknowledges it. Every outcome is reported to
+        `write_health`."""
+        async with self.write_lock.hold(urgent=urgent) if self.write_lock is not None else nullcontext():
             try:
                 self.check_file()
                 async with self.sessionmaker() as session, session.begin():

@@ -256,8 +256,39 @@ class DeliveryRepository:
 
     async def add_if_new(self, new: NewDelivery) -> int | None:
         """Store a confirmed order once per (installation, order). Returns the new id, or None if already known."""
+        return (await self.add_all_if_new([new]))[0]
+
+    async def add_all_if_new(self, news: Sequence[NewDelivery]) -> list[int | None]:
+        """Store confirmed orders once per (installation, order): one INSERT .. ON CONFLICT DO NOTHING RETURNING for
+        all of them, through the session's connection (Core, not the unit of work: one statement and one trip to
+        the driver whatever their number). Returns each one's new id, None where the order was already known or
+        comes again earlier in `news`."""
         now = utcnow()
-        values = dict(
+        keyed = [new for new in news if new.order_id is not None]
+        ids: dict[tuple[int, str], int] = {}
+        connection = await self.session.connection()
+        if keyed:
+            statement = (
+                _insert(self.session, Delivery)
+                .on_conflict_do_nothing(index_elements=["installation_id", "order_id"])
+                .returning(Delivery.id, Delivery.installation_id, Delivery.order_id)
+            )
+            # RETURNING lists only the rows inserted, in no promised order: matched back by their key.
+            ids = {(installation_id, order_id): new_id
+                   for new_id, installation_id, order_id in await connection.execute(
+                       statement, [self._row(new, now) for new in keyed])}
+        result: list[int | None] = []
+        for new in news:
+            if new.order_id is None:  # no key to match by (an unreadable payload, rare): a statement of its own
+                statement = _insert(self.session, Delivery).values(self._row(new, now)).returning(Delivery.id)
+                result.append((await connection.execute(statement)).scalar_one())
+            else:
+                result.append(ids.pop((new.installation_id, new.order_id), None))  # a repeat finds it gone: None
+        return result
+
+    @staticmethod
+    def _row(new: NewDelivery, now: datetime) -> dict:
+        return dict(
             installation_id=new.installation_id,
             order_id=new.order_id,
             order_number=new.order_number,
@@ -273,13 +304,6 @@ class DeliveryRepository:
             updated_at=now,
             finished_at=None if new.status in OPEN_STATUSES else now,
         )
-        statement = (
-            _insert(self.session, Delivery)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["installation_id", "order_id"])
-            .returning(Delivery.id)
-        )
-        return await self.session.scalar(statement)
 
     async def known_order_ids(self, installation_id: int, order_ids: list[str]) -> set[str]:
         if not order_ids:

@@ -292,3 +292,26 @@ async def test_a_late_app_deleted_of_a_previous_app_leaves_the_reinstalled_app_a
     response = await post_app_deleted(running_app, installed, app_deleted_body("QXBwOjk="))
     assert (response.status_code, response.json()["outcome"]) == (200, "stored")
     assert (await running_app.send_webhook(installed, installed.make_order())).status_code == 401
+
+
+async def test_a_webhook_path_takes_only_post(running_app, installed: FakeSaleor) -> None:  # type: ignore[no-untyped-def]
+    # POSTs are answered without the router (app.py); any other method still gets the router's answer.
+    response = await running_app.client.get(PATH)
+    assert response.status_code == 405
+    assert "POST" in response.headers.get("allow", "")
+    assert await deliveries(running_app) == []
+
+
+async def test_a_database_failure_under_a_webhook_is_503_with_its_message(running_app, installed: FakeSaleor,  # type: ignore[no-untyped-def]
+                                                                           monkeypatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    async def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    # Below the intake's own handling: what escapes to the app's exception handlers (errors.py).
+    monkeypatch.setattr(running_app.ctx.installations, "verify_webhook", broken)
+    body = installed.webhook_body(installed.make_order())
+    response = await running_app.client.post(PATH, content=body, headers=installed.webhook_headers(body))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
