@@ -689,11 +689,13 @@ def machine_lines() -> list[str]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = "?"
+        commit, changed = "?", ""
     load = os.getloadavg()
     return [
-        f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; commit {commit} (+ uncommitted changes)",
+        f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; commit {commit}{' (+ uncommitted changes)' if changed else ''}",
         f"machine: {cores} cores (nproc {usable}); load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; "
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}",
     ]
