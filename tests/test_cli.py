@@ -38,9 +38,9 @@ def env(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
             )
             repo = DeliveryRepository(session)
             for number, status in (("1", "failed"), ("2", "delivered"), ("3", "failed")):
-                await repo.add_if_new(NewDelivery(installation.id, f"order-{number}", number, "default-channel",
-                                                  json.dumps({"order": {"id": f"order-{number}"}}), "webhook", status=status,
-                                                  reason="VTmarketing refused the event" if status == "failed" else "ok"))
+                await repo.add_all_if_new([NewDelivery(installation.id, f"order-{number}", number, "default-channel",
+                                                       json.dumps({"order": {"id": f"order-{number}"}}), "webhook", status=status,
+                                                       reason="VTmarketing refused the event" if status == "failed" else "ok")])
         await ctx.aclose()
 
     asyncio.run(seed())

@@ -254,10 +254,6 @@ class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_if_new(self, new: NewDelivery) -> int | None:
-        """Store a confirmed order once per (installation, order). Returns the new id, or None if already known."""
-        return (await self.add_all_if_new([new]))[0]
-
     async def add_all_if_new(self, news: Sequence[NewDelivery]) -> list[int | None]:
         """Store confirmed orders once per (installation, order): one INSERT .. ON CONFLICT DO NOTHING RETURNING for
         all of them, through the session's connection (Core, not the unit of work: one statement and one trip to

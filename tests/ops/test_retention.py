@@ -39,10 +39,10 @@ async def seed(running, saleor) -> dict[str, int]:  # type: ignore[no-untyped-de
         installation = await InstallationRepository(session).by_api_url(saleor.api_url)
         repo = DeliveryRepository(session)
         for name, (status, finished_days, received_days) in CASES.items():
-            delivery_id = await repo.add_if_new(NewDelivery(
+            (delivery_id,) = await repo.add_all_if_new([NewDelivery(
                 installation_id=installation.id, order_id=name, order_number=name, channel_slug="default-channel",
                 payload="{}", source="webhook",
-            ))
+            )])
             assert delivery_id is not None
             ids[name] = delivery_id
             await repo.record_attempt(delivery_id, started_at=now - timedelta(days=received_days), duration_ms=5,
