@@ -34,6 +34,10 @@ class Metrics:
             "vtm_webhook_to_delivery_seconds", "From storing an order to VTmarketing accepting it", registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 86400),
         )
+        self.vtmarketing_held_back = Gauge(
+            "vtm_vtmarketing_held_back", "1 while the queue is held back because VTmarketing takes no events "
+            "(one order at a time probes it: delivery/outage.py)", registry=r,
+        )
         self.reconcile_checked = Counter("vtm_reconcile_orders_checked_total", "Orders looked at by reconciliation", registry=r)
         self.reconcile_last_pass = Gauge(
             "vtm_reconcile_last_pass_timestamp_seconds", "When the last reconciliation pass ended, per installation",

@@ -1,10 +1,12 @@
 """uvicorn's server as `serve` and `worker --http-port` run it.
 
-Two differences from `uvicorn.run`:
+Three differences from `uvicorn.run`:
 - once listening, the address it really listens on is written to a small file (`listen_file()`), which
   `saleor-vtmarketing healthcheck` (the image's HEALTHCHECK) reads: `serve --port 9000` stays healthy;
 - a SIGTERM or SIGINT that ended in a clean shutdown exits 0, like `worker` does, instead of uvicorn's re-raised
-  signal (143 in a container), so a supervisor sees a normal stop.
+  signal (143 in a container), so a supervisor sees a normal stop;
+- with `freeze_heap`, once started (the app and its worker built), what start-up made is frozen out of the garbage
+  collector's walks (heap.py): no full collection pauses the loop for ~120 ms under load.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 
 import uvicorn
+
+from saleor_app.heap import freeze_start_up_objects
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,11 @@ def read_listen_file() -> tuple[str, int] | None:
 
 
 class HttpServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, on_listening: Callable[[str, int], None] | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, *, on_listening: Callable[[str, int], None] | None = None,
+                 freeze_heap: bool = False) -> None:
         super().__init__(config)
         self._on_listening = on_listening
+        self._freeze_heap = freeze_heap
         self._wrote_listen_file = False
 
     def listening_on(self) -> tuple[str, int] | None:
@@ -58,6 +64,8 @@ class HttpServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if not self.started:
             return
+        if self._freeze_heap:
+            freeze_start_up_objects()
         where = self.listening_on()
         if where is None:
             return

@@ -57,7 +57,7 @@ def serve(
     config = uvicorn.Config(create_app(settings, run_worker=worker, migrate=False), host=host, port=settings.port,
                             log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=25,
                             log_config=None)  # uvicorn's lines go through our handler (JSON with LOG_FORMAT=json)
-    server = HttpServer(config, on_listening=announce)
+    server = HttpServer(config, on_listening=announce, freeze_heap=True)
     server.run()
     if not server.started:
         raise typer.Exit(3)  # uvicorn's code for "could not start" (its reason is logged above)
@@ -100,6 +100,7 @@ def worker_command(
       saleor-vtmarketing worker --concurrency 32 --http-port 9100
     """
     from saleor_app.app import STOPPING_WORKER
+    from saleor_app.heap import freeze_start_up_objects
     from saleor_app.worker_runtime import build_worker
 
     settings = load_checked_settings(lock_database=True)
@@ -118,6 +119,7 @@ def worker_command(
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop, sig)
+        freeze_start_up_objects()  # full collections then skip them (heap.py)
         try:
             await worker.run()
         finally:

@@ -24,6 +24,7 @@ from saleor_app.delivery.orders import to_order_data
 from saleor_app.delivery.settling import SettleBatch
 from saleor_app.delivery.retry import next_attempt_or_none
 from saleor_app.delivery.lease import LeaseKeeper
+from saleor_app.delivery.outage import PROBE_SECONDS, OutageGate
 from saleor_app.delivery.signal import PostgresListener
 from saleor_app.delivery.supervisor import StepFailed, WorkerSupervisor
 from saleor_app.metrics import status_class
@@ -92,6 +93,9 @@ class DeliveryWorker:
         self.claim_batch = max(1, self.concurrency // 8)
         # Deliveries that finish together are settled in one transaction (settling.py).
         self._settles = SettleBatch(self._settle_all)
+        # VTmarketing down: one order at a time tells when it is back, instead of every due one failing (outage.py).
+        self.outage = OutageGate(ctx.metrics, probe_every=min(PROBE_SECONDS, self.settings.delivery_retry_max_seconds),
+                                 wake=ctx.signal.wake)
         self._held: set[int] = set()  # ids of the deliveries this worker claimed and has not settled yet
         self._stopping = asyncio.Event()
         self.sleeping = asyncio.Event()  # set while the loop waits for a wake-up or its poll (tests, health)
@@ -156,7 +160,7 @@ class DeliveryWorker:
         (None: claim again at once)."""
         claimed = await self.supervisor.step("claim", self._claim_and_start)
         self._run_periodic()
-        if claimed and len(self._in_flight) < self.concurrency:
+        if claimed and self._may_start():
             return None
         return await self.supervisor.step("schedule", self._sleep_budget)
 
@@ -196,8 +200,11 @@ class DeliveryWorker:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
         raise TimeoutError("deliveries still in flight")
 
+    def _may_start(self) -> int:
+        return self.outage.may_start(len(self._in_flight), self.concurrency)
+
     async def _claim_and_start(self) -> int:
-        free = self.concurrency - len(self._in_flight)
+        free = self._may_start()
         if free <= 0:
             return 0
         async with self.ctx.db.transaction() as session:
@@ -205,6 +212,8 @@ class DeliveryWorker:
                 worker_id=self.worker_id, limit=free, lease_seconds=self.settings.delivery_lease_seconds,
                 reclaim_expired=not self.ctx.db.is_sqlite,
             )
+        if deliveries:
+            self.outage.probe_started()
         for delivery in deliveries:
             self._held.add(delivery.id)
             task = asyncio.create_task(self._process_safely(delivery))
@@ -221,10 +230,17 @@ class DeliveryWorker:
         budget = self.settings.delivery_poll_seconds
         if len(self._in_flight) >= self.concurrency:
             return budget  # every slot is busy: a finishing delivery wakes the loop
-        async with self.ctx.db.session() as session:
-            next_due = await DeliveryRepository(session).next_due_at()
-        if next_due is not None:
-            budget = min(budget, max(0.0, (next_due - utcnow()).total_seconds()))
+        to_probe = self.outage.seconds_to_probe()
+        if to_probe is not None and (self._in_flight or to_probe > 0):
+            # Held back (outage.py): what is due waits for the sends in flight (each wakes the loop as it ends) and
+            # for the next probe; a good answer wakes the loop at once.
+            if not self._in_flight:
+                budget = min(budget, to_probe)
+        else:
+            async with self.ctx.db.session() as session:
+                next_due = await DeliveryRepository(session).next_due_at()
+            if next_due is not None:
+                budget = min(budget, max(0.0, (next_due - utcnow()).total_seconds()))
         for interval, _job, last, _running, _name in self._periodic:
             budget = min(budget, max(0.0, last + interval - time.monotonic()))
         return max(budget, 0.005)
@@ -443,6 +459,7 @@ class DeliveryWorker:
     async def _send(self, delivery: Delivery, api_key: str, body: bytes) -> Verdict:
         started_at = utcnow()
         result = await self.ctx.vtmarketing.send(api_key, body)
+        self.outage.sent(result.outcome)
         self.ctx.metrics.attempts.labels(status_class(result.http_status)).inc()
         self.ctx.metrics.vtmarketing_request_seconds.observe(result.duration_ms / 1000)
         delivery.attempt_count += 1
