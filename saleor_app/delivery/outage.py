@@ -1,7 +1,7 @@
 """VTmarketing down: once OPEN_AFTER sends in a row could not be taken (refused connections, timeouts, 5xx, 429),
 with no answer between that says VTmarketing works, the worker stops sending every due order: each would fail the
-same way, and at 64 in flight that retry storm took the CPU the webhooks share (16,000 refused sends a minute in the
-bench's outage, webhook p99 7 → 42 ms). It sends one order at a time instead, one every `probe_every` seconds (the
+same way, and at 64 in flight that retry storm took the CPU the webhooks share (about 14,000 refused sends in the
+bench's minute-long outage, the webhooks' p99 from 7 to 42 ms; docs/performance.md). It sends one order at a time instead, one every `probe_every` seconds (the
 oldest due: a probe is an ordinary delivery, its attempt recorded like any other), and the moment VTmarketing takes
 one, or answers one with a verdict (a refusal of the event or the key is an answer), everything due goes again at
 full concurrency. Orders wait in the queue meanwhile, due and visible; none is dropped or given up on for the wait.

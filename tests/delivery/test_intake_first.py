@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from saleor_app.delivery.intake_first import GROW_EVERY, LAG_TARGET_SECONDS, IntakeFirst
+from saleor_app.delivery.intake_first import BURST, GROW_EVERY, LAG_TARGET_SECONDS, IntakeFirst
 
 
 class Worker(SimpleNamespace):
@@ -33,6 +33,16 @@ def test_a_lag_without_webhooks_queueing_does_not_throttle_the_worker() -> None:
     for _ in range(20):  # a busy machine, or the worker's own work, at a moderate webhook rate
         gate.adjust(LAG_TARGET_SECONDS * 10, queueing=False, quiet=False)
     assert worker.concurrency == 16
+
+
+def test_a_burst_of_webhooks_throttles_the_worker_whatever_the_lag() -> None:
+    gate, worker, _ = make(16)
+    for expected in (8, 4, 2, 1):  # a loop that keeps up (no lag), but every turn given to a delivery is a webhook less
+        gate.adjust(0.0, queueing=True, burst=True, quiet=False)
+        assert worker.concurrency == expected
+    for _ in range(GROW_EVERY):  # the burst over, webhooks still coming one by one: it grows back, slowly
+        gate.adjust(0.0, queueing=False, burst=False, quiet=False)
+    assert worker.concurrency == 2
 
 
 def test_it_grows_back_slowly_while_the_loop_keeps_up_and_at_once_without_webhooks() -> None:
