@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from saleor_app.delivery.intake_first import BURST, GROW_EVERY, LAG_TARGET_SECONDS, IntakeFirst
+from saleor_app.delivery.intake_first import GROW_EVERY, LAG_TARGET_SECONDS, IntakeFirst
 
 
 class Worker(SimpleNamespace):
