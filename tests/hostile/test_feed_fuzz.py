@@ -3,10 +3,12 @@ token) gets the one 404 (never a 5xx, never a hint of which part was wrong), and
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote
+
+import httpx
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.feed.conftest import CHANNEL, build, stock_shop, turn_on
@@ -36,6 +38,7 @@ async def served(running_app, installed):  # type: ignore[no-untyped-def]
 
 @FUZZ
 @given(token_part=segments, name=segments)
+@example(token_part="0/0", name="")  # found by CI: a redirect to `/api/feeds/0/0`, then the route's 404
 async def test_any_token_and_file_name_get_the_same_404(running_app, served, token_part: str, name: str) -> None:  # type: ignore[no-untyped-def]
     prefix, token, reference = served
     if token_part == token:
@@ -44,6 +47,14 @@ async def test_any_token_and_file_name_get_the_same_404(running_app, served, tok
     assert_no_secret(response, token)
     if not response.request.url.path.startswith(prefix + "/"):
         return  # dot segments the client removed took it out of the feeds' path (`/api/feeds/../..` is the home page)
+    if response.status_code == 307 and response.request.url.path.endswith("/"):
+        # An empty file name leaves a trailing slash, and where the path without it matches a route (a `/` in the
+        # token, once decoded, makes two parts of it) the router redirects there, whatever the token: that tells
+        # nothing. The same rules then hold where it points.
+        location = httpx.URL(response.headers["location"])
+        assert unquote(location.path) == unquote(response.request.url.path).rstrip("/"), location
+        response = await running_app.client.get(location)
+        assert_no_secret(response, token)
     assert response.status_code == 404, response.text
     # Either the feed route's one 404, byte for byte, or (an empty part, a `/` once decoded, a dot segment the client
     # removes) a path no route matches at all, which tells nothing about tokens either.
