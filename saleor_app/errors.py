@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -100,17 +102,24 @@ async def database_unavailable_response(request: Request, exc: Exception) -> JSO
     return JSONResponse({"success": False, "error": {"code": error.code, "message": error.message}}, status_code=503)
 
 
+# Which answer each kind of error gets: the app's exception handlers, and the webhooks that the app calls without
+# its router (app.py) through error_response. The first class in the error's MRO found here wins, as in Starlette.
+ERROR_ANSWERS: dict[type[Exception], Callable[[Request, Any], Awaitable[JSONResponse]]] = {
+    AppError: app_error_response,
+    SQLAlchemyError: database_unavailable_response,
+    OSError: database_unavailable_response,
+}
+
+
 async def error_response(request: Request, exc: Exception) -> JSONResponse | None:
-    """The answer the handlers below give to `exc`, for an endpoint the app calls without its router
-    (app.py: the webhooks); None when no handler takes it (a bug: the server answers 500)."""
-    if isinstance(exc, AppError):
-        return await app_error_response(request, exc)
-    if isinstance(exc, (SQLAlchemyError, OSError)):
-        return await database_unavailable_response(request, exc)
+    """The answer the app's handlers give to `exc`; None when none takes it (a bug: the server answers 500)."""
+    for kind in type(exc).__mro__:
+        answer = ERROR_ANSWERS.get(kind)
+        if answer is not None:
+            return await answer(request, exc)
     return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, app_error_response)  # type: ignore[arg-type]
-    app.add_exception_handler(SQLAlchemyError, database_unavailable_response)
-    app.add_exception_handler(OSError, database_unavailable_response)
+    for kind, answer in ERROR_ANSWERS.items():
+        app.add_exception_handler(kind, answer)

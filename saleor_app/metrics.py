@@ -34,10 +34,6 @@ class Metrics:
             "vtm_webhook_to_delivery_seconds", "From storing an order to VTmarketing accepting it", registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 86400),
         )
-        self.vtmarketing_held_back = Gauge(
-            "vtm_vtmarketing_held_back", "1 while the queue is held back because VTmarketing takes no events "
-            "(one order at a time probes it: delivery/outage.py)", registry=r,
-        )
         self.reconcile_checked = Counter("vtm_reconcile_orders_checked_total", "Orders looked at by reconciliation", registry=r)
         self.reconcile_last_pass = Gauge(
             "vtm_reconcile_last_pass_timestamp_seconds", "When the last reconciliation pass ended, per installation",
@@ -57,16 +53,19 @@ class Metrics:
             registry=r,
         )
         self.feed_requests = Counter("vtm_feed_requests_total", "Feed downloads, by HTTP status", ["status"], registry=r)
-        self._worker: tuple[Counter, Gauge] | None = None
+        self._worker: tuple[Counter, Gauge, Gauge] | None = None
 
-    def _worker_metrics(self) -> tuple[Counter, Gauge]:
-        """Registered by the first worker of the process: a web-only process exports no worker progress of 0."""
+    def _worker_metrics(self) -> tuple[Counter, Gauge, Gauge]:
+        """Registered by the first worker of the process: a web-only process exports no worker progress of 0, and no
+        "not held back" for a worker that runs elsewhere."""
         if self._worker is None:
             self._worker = (
                 Counter("vtm_worker_errors_total", "Failed steps of the delivery worker (each is retried with backoff)",
                         ["step"], registry=self.registry),
                 Gauge("vtm_worker_last_progress_timestamp", "When the delivery worker last completed a step (Unix time)",
                       registry=self.registry),
+                Gauge("vtm_vtmarketing_held_back", "1 while the queue is held back because VTmarketing takes no "
+                      "events (one order at a time probes it: delivery/outage.py)", registry=self.registry),
             )
         return self._worker
 
@@ -77,6 +76,10 @@ class Metrics:
     @property
     def worker_last_progress(self) -> Gauge:
         return self._worker_metrics()[1]
+
+    @property
+    def vtmarketing_held_back(self) -> Gauge:
+        return self._worker_metrics()[2]
 
 
 def status_class(status: int | None) -> str:

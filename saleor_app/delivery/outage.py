@@ -32,6 +32,7 @@ class OutageGate:
         self.failures_in_a_row = 0
         self.held_since: float | None = None  # clock() when sending was held back, None while VTmarketing works
         self._next_probe = 0.0
+        metrics.vtmarketing_held_back.set(0)  # exported from the start by a process that runs a worker
 
     @property
     def holding(self) -> bool:

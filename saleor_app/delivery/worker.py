@@ -231,16 +231,15 @@ class DeliveryWorker:
         if len(self._in_flight) >= self.concurrency:
             return budget  # every slot is busy: a finishing delivery wakes the loop
         to_probe = self.outage.seconds_to_probe()
-        if to_probe is not None and (self._in_flight or to_probe > 0):
-            # Held back (outage.py): what is due waits for the sends in flight (each wakes the loop as it ends) and
-            # for the next probe; a good answer wakes the loop at once.
-            if not self._in_flight:
-                budget = min(budget, to_probe)
-        else:
+        if to_probe is None or (to_probe == 0 and not self._in_flight):  # sending, or a probe may start now
             async with self.ctx.db.session() as session:
                 next_due = await DeliveryRepository(session).next_due_at()
             if next_due is not None:
                 budget = min(budget, max(0.0, (next_due - utcnow()).total_seconds()))
+        elif not self._in_flight:
+            # Held back (outage.py): what is due waits for the next probe. Sends still in flight wake the loop as
+            # they end, and a good answer wakes it at once.
+            budget = min(budget, to_probe)
         for interval, _job, last, _running, _name in self._periodic:
             budget = min(budget, max(0.0, last + interval - time.monotonic()))
         return max(budget, 0.005)

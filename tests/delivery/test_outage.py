@@ -86,10 +86,22 @@ async def test_the_worker_probes_one_order_at_a_time_while_vtmarketing_is_down(l
 
     await until(lambda: gate.holding, "holding back")
     await until(lambda: not live_app.worker._in_flight, "the sends started before holding back ended")
+    worker = live_app.worker
+    schedules = []  # each time the worker's loop works out how long to sleep: once per turn
+    plan_sleep = worker._sleep_budget
+
+    async def counted() -> float:
+        schedules.append(1)
+        return await plan_sleep()
+
+    worker._sleep_budget = counted
     seen = len(fake_vtm.requests)
     fake_vtm.max_in_flight = 0
     await until(lambda: len(fake_vtm.requests) >= seen + 4, "four probes")
     assert gate.holding and fake_vtm.max_in_flight == 1  # one order at a time, not every due one
+    # Between probes the loop sleeps until the next one is due (a few turns per probe: its claim, its end), rather
+    # than waking every few milliseconds to find that nothing may start: that would be ~40 turns per probe here.
+    assert len(schedules) <= 5 * 5, len(schedules)
     metrics = live_app.ctx.metrics.registry
     assert metrics.get_sample_value("vtm_vtmarketing_held_back") == 1
     statuses = {d.status for d in await all_deliveries(live_app)}
